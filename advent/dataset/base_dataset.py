@@ -1,0 +1,137 @@
+"""What every dataset shares: the list file, image and label loading, preprocessing.
+
+An item is (image, label, shape, name): image float32 CHW in BGR order minus the
+mean, resized with BICUBIC to `image_size` (width, height); label resized with
+NEAREST to `labels_size` (default: the image size); shape = image.shape; name as
+in the list file.
+"""
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from torch.utils import data
+
+LABEL_MODES = ('L', 'P', 'I', 'I;16')
+
+
+class DatasetError(ValueError):
+    """A dataset folder, list file, image or label that cannot be used."""
+
+
+def read_list_file(list_path):
+    """Names in a list file: one a line; blank lines and CRLF endings are fine;
+    duplicates and names that leave the dataset folder are refused."""
+    path = Path(list_path)
+    if not path.is_file():
+        raise DatasetError(f'list file {path} does not exist')
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise DatasetError(f'list file {path} is not a text file') from None
+    names, seen = [], set()
+    for number, line in enumerate(lines, 1):
+        name = line.strip()
+        if not name:
+            continue
+        pure = PurePosixPath(name.replace('\\', '/'))
+        if pure.is_absolute() or '..' in pure.parts:
+            raise DatasetError(f'{path}:{number}: name {name!r} leaves the dataset folder '
+                               f'(expected a relative path such as city/city_000000_000019_leftImg8bit.png)')
+        if name in seen:
+            raise DatasetError(f'{path}:{number}: duplicate name {name!r}')
+        seen.add(name)
+        names.append(name)
+    if not names:
+        raise DatasetError(f'list file {path} holds no names')
+    return names
+
+
+def _open_image(file, what):
+    try:
+        img = Image.open(file)
+        img.load()
+    except FileNotFoundError:
+        raise DatasetError(f'{what} {file} does not exist') from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DatasetError(f'{what} {file} is not a readable image ({e})') from None
+    return img
+
+
+def load_image(file, size, interpolation, rgb):
+    """Open, convert and resize like the original: returns float32 (H, W[, 3])."""
+    img = _open_image(file, 'image' if rgb else 'label')
+    if rgb:
+        img = img.convert('RGB')
+    elif img.mode not in LABEL_MODES:
+        raise DatasetError(f'label {file} has mode {img.mode}, expected a single-channel id image '
+                           f'(one of {", ".join(LABEL_MODES)})')
+    img = img.resize(tuple(size), interpolation)
+    return np.asarray(img, np.float32)
+
+
+class BaseDataset(data.Dataset):
+    # Shown after a missing-path error; subclasses describe their folder layout.
+    LAYOUT = ''
+
+    def __init__(self, root, list_path, set_, max_iters, image_size, labels_size, mean):
+        self.root = Path(root)
+        self.set = set_
+        self.list_path = str(list_path).format(self.set)
+        self.image_size = tuple(image_size)
+        self.labels_size = self.image_size if labels_size is None else tuple(labels_size)
+        self.mean = mean
+        if not self.root.is_dir():
+            raise DatasetError(f'dataset folder {self.root} does not exist; expected {self.LAYOUT}')
+        self.img_ids = read_list_file(self.list_path)
+        if max_iters is not None:
+            self.img_ids = self.img_ids * int(np.ceil(float(max_iters) / len(self.img_ids)))
+        self.files = [(*self.get_metadata(name), name) for name in self.img_ids]
+        for name in dict.fromkeys(self.img_ids):
+            img_file = self.get_metadata(name)[0]
+            if not Path(img_file).is_file():
+                raise DatasetError(f'image {img_file} (listed in {self.list_path}) does not exist; '
+                                   f'expected {self.LAYOUT}')
+
+    def get_metadata(self, name):
+        raise NotImplementedError
+
+    def __len__(self):
+        return len(self.files)
+
+    def preprocess(self, image):
+        image = image[:, :, ::-1]  # RGB -> BGR
+        image -= self.mean
+        return image.transpose((2, 0, 1))
+
+    def get_image(self, file):
+        return load_image(file, self.image_size, Image.BICUBIC, rgb=True)
+
+    def get_labels(self, file):
+        return load_image(file, self.labels_size, Image.NEAREST, rgb=False)
+
+    def __getitem__(self, index):
+        img_file, label_file, name = self.files[index]
+        label = self.get_train_ids(label_file)
+        image = self.preprocess(self.get_image(img_file))
+        return image.copy(), label, np.array(image.shape), name
+
+    def get_train_ids(self, label_file):
+        """The label map of one item in train ids (255 = ignore)."""
+        raise NotImplementedError
+
+
+class IdMapper:
+    """Maps dataset label ids to train ids; ids the table does not list become 255."""
+
+    def __init__(self, pairs):
+        pairs = [(int(a), int(b)) for a, b in pairs if int(a) >= 0]
+        self.table = np.full(max(a for a, _ in pairs) + 1, 255, dtype=np.int64)
+        for source_id, train_id in pairs:
+            self.table[source_id] = 255 if train_id < 0 else train_id
+
+    def __call__(self, label):
+        ids = label.astype(np.int64)
+        known = (ids >= 0) & (ids < len(self.table))
+        out = np.full(ids.shape, 255, dtype=np.int64)
+        out[known] = self.table[ids[known]]
+        return out

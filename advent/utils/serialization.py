@@ -1,0 +1,134 @@
+"""Files the project reads and writes: checkpoints, JSON, YAML, images.
+
+Every writer is atomic (a temporary file in the same folder, then a rename), so a
+crash leaves either the previous file or the complete new one, never half of it.
+Checkpoints load with ``weights_only=True``: a file that needs arbitrary pickled
+objects is refused instead of executed.
+"""
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+IMAGENET_INIT_TAG = 'DeepLab_resnet_pretrained_imagenet'
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used for the model at hand."""
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path, text):
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def json_load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def json_dump(obj, path):
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + '\n')
+
+
+def save_image(image, path):
+    """Save a PIL image atomically; the format comes from `path`'s extension."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format=_pil_format(path))
+
+
+def _pil_format(path):
+    ext = path.suffix.lower()
+    return {'.png': 'PNG', '.jpg': 'JPEG', '.jpeg': 'JPEG'}.get(ext, 'PNG')
+
+
+def save_checkpoint(obj, path):
+    """torch.save to `path` atomically (a plain state dict stays loadable by the original code)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_checkpoint(path):
+    """Load a checkpoint with weights_only=True; any failure names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'checkpoint {path} does not exist')
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt or unsafe files
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f'cannot load checkpoint {path} safely (weights_only=True): {first_line}') from None
+
+
+def convert_imagenet_init(state_dict):
+    """The ImageNet-initialised DeepLab release: strip one leading key component
+    (e.g. 'Scale.') and drop its classifier (layer5), so both heads keep their fresh init."""
+    converted = {}
+    for key, value in state_dict.items():
+        parts = key.split('.')
+        if len(parts) > 1 and parts[1] == 'layer5':
+            continue
+        converted['.'.join(parts[1:])] = value
+    return converted
+
+
+def check_state_dict(model, state_dict, path, may_miss=lambda key: False):
+    """Raise CheckpointError naming the first key that is missing, unexpected or of another shape."""
+    if not isinstance(state_dict, dict) or not all(torch.is_tensor(v) for v in state_dict.values()):
+        raise CheckpointError(f'checkpoint {path} is not a state dict of tensors')
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state_dict:
+            if may_miss(key):
+                continue
+            raise CheckpointError(f'checkpoint {path}: missing key {key!r} (shape {tuple(tensor.shape)})')
+        if tuple(state_dict[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f'checkpoint {path}: key {key!r} has shape {tuple(state_dict[key].shape)}, the model expects '
+                f'{tuple(tensor.shape)} (another class count or model variant?)')
+    for key in state_dict:
+        if key not in expected:
+            raise CheckpointError(f'checkpoint {path}: unexpected key {key!r} for this model')
+
+
+def _imagenet_may_miss(key):
+    return key.split('.')[0] in ('layer5', 'layer6') or key.endswith('num_batches_tracked')
+
+
+def load_model_weights(model, path):
+    """Load `path` into `model`: a plain state dict, or the ImageNet-init release
+    (recognised by 'DeepLab_resnet_pretrained_imagenet' in its file name)."""
+    state_dict = load_checkpoint(path)
+    if IMAGENET_INIT_TAG in Path(path).name:
+        if not isinstance(state_dict, dict):
+            raise CheckpointError(f'checkpoint {path} is not a state dict of tensors')
+        state_dict = convert_imagenet_init(state_dict)
+        # Keys the release lacks (the heads, BatchNorm counters of old PyTorch) keep the model's values.
+        check_state_dict(model, state_dict, path, may_miss=_imagenet_may_miss)
+        merged = model.state_dict()
+        merged.update(state_dict)
+        model.load_state_dict(merged)
+    else:
+        check_state_dict(model, state_dict, path)
+        model.load_state_dict(state_dict)
+    return model

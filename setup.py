@@ -8,7 +8,7 @@ setup(
     python_requires='>=3.9',
     packages=find_packages(include=['advent', 'advent.*', 'entropy_rank', 'entropy_rank.*',
                                     'intrada', 'intrada.*']),
-    package_data={'advent': ['dataset/cityscapes_list/*', 'dataset/gta5_list/*']},
+    package_data={'advent': ['dataset/cityscapes_list/*', 'dataset/gta5_list/*', 'dataset/synthia_list/*']},
     include_package_data=True,
     install_requires=[
         # torch 2.13.0's CPU wheel cannot load torchvision's operators; 2.14.1 + 0.29.1 pair up.

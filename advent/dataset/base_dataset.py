@@ -11,10 +11,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from torch.utils import data
 
+from advent.errors import UserError
+
 LABEL_MODES = ('L', 'P', 'I', 'I;16')
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset folder, list file, image or label that cannot be used."""
 
 
@@ -85,9 +87,10 @@ class BaseDataset(data.Dataset):
         self.img_ids = read_list_file(self.list_path)
         if max_iters is not None:
             self.img_ids = self.img_ids * int(np.ceil(float(max_iters) / len(self.img_ids)))
-        self.files = [(*self.get_metadata(name), name) for name in self.img_ids]
-        for name in dict.fromkeys(self.img_ids):
-            img_file = self.get_metadata(name)[0]
+        # The list may repeat (max_iters); look each name up once.
+        metadata = {name: self.get_metadata(name) for name in dict.fromkeys(self.img_ids)}
+        self.files = [(*metadata[name], name) for name in self.img_ids]
+        for img_file, _ in metadata.values():
             if not Path(img_file).is_file():
                 raise DatasetError(f'image {img_file} (listed in {self.list_path}) does not exist; '
                                    f'expected {self.LAYOUT}')

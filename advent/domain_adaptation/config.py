@@ -13,6 +13,8 @@ import numpy as np
 import yaml
 from easydict import EasyDict
 
+from advent.errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATASET_DIR = PROJECT_ROOT / 'advent' / 'dataset'
 
@@ -28,7 +30,7 @@ PATH_KEYS = (
 IMG_MEAN = (104.00698793, 116.66876762, 122.67891434)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or value that does not fit the defaults."""
 
 
@@ -115,7 +117,7 @@ cfg = default_config()
 CHOICES = {
     'SOURCE': ('GTA', 'SYNTHIA', 'CityscapesEasy'),
     'TARGET': ('Cityscapes', 'CityscapesHard'),
-    'TRAIN.DA_METHOD': ('AdvEnt', 'MinEnt', 'SourceOnly'),
+    'TRAIN.DA_METHOD': ('AdvEnt', 'MinEnt', 'SourceOnly', 'BNOnly'),
     'TRAIN.AMP': ('', 'bf16', 'fp16'),
     'TEST.MODE': ('best', 'single'),
 }
@@ -285,6 +287,10 @@ def finalize_paths(c, exp_suffix=''):
         c.TRAIN.SNAPSHOT_DIR = str(Path(c.EXP_ROOT_SNAPSHOT) / c.EXP_NAME)
     if c.TEST.SNAPSHOT_DIR[0] == '':
         c.TEST.SNAPSHOT_DIR[0] = str(Path(c.EXP_ROOT_SNAPSHOT) / c.EXP_NAME)
+    # Stage 1 evaluates on DATA_LIST_TARGET's val list, as the original did, unless the
+    # config names TEST.DATA_LIST_TARGET; stage 3 (target = the hard split) always uses the latter.
+    if c.TARGET != 'CityscapesHard' and c.TEST.DATA_LIST_TARGET == default_config().TEST.DATA_LIST_TARGET:
+        c.TEST.DATA_LIST_TARGET = c.DATA_LIST_TARGET
     if c.DATA_DIRECTORY_PSEUDO_LABELS == '':
         c.DATA_DIRECTORY_PSEUDO_LABELS = str(Path(c.DATA_LIST_SOURCE).parent / 'color_masks')
     return c

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import torch
 
+from advent.errors import UserError
+
 IMAGENET_INIT_TAG = 'DeepLab_resnet_pretrained_imagenet'
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint file that cannot be used for the model at hand."""
 
 

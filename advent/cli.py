@@ -1,0 +1,105 @@
+"""Command-line plumbing shared by every script: flags, config loading, one-line errors.
+
+A failure the user can fix (a bad config, a missing file, a diverged loss) prints one
+line `error: ...` naming the culprit and exits with status 2; `--debug` shows the traceback.
+"""
+import argparse
+import pprint
+import sys
+import traceback
+
+from advent.domain_adaptation.config import ConfigError, finalize_paths, load_config, to_plain
+from advent.errors import UserError
+
+USER_ERRORS = (UserError, OSError)
+
+_TRUE = ('true', '1', 'yes', 'y', 'on')
+_FALSE = ('false', '0', 'no', 'n', 'off')
+
+
+def str2bool(text):
+    """True/False/1/0/yes/no in any case (argparse's type=bool would read 'False' as True)."""
+    value = str(text).strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f'expected a boolean (true/false, 1/0, yes/no), got {text!r}')
+
+
+def base_parser(description):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('--cfg', type=str, required=True, help='YAML config file')
+    parser.add_argument('--exp-suffix', '--exp_suffix', dest='exp_suffix', type=str, default=None,
+                        help='appended to EXP_NAME')
+    parser.add_argument('--debug', action='store_true', help='show the full traceback on errors')
+    return parser
+
+
+def train_parser(description):
+    parser = base_parser(description)
+    parser.add_argument('--random-train', '--random_train', dest='random_train', action='store_true',
+                        help='do not fix the random seeds')
+    parser.add_argument('--tensorboard', action='store_true', help='log losses and images to TensorBoard')
+    parser.add_argument('--viz-every-iter', '--viz_every_iter', dest='viz_every_iter', type=int, default=None,
+                        help='TensorBoard image grids every N iterations (TRAIN.TENSORBOARD_VIZRATE)')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue from the newest complete training state in the snapshot folder')
+    return parser
+
+
+def config_from_args(args):
+    cfg = load_config(args.cfg)
+    finalize_paths(cfg, args.exp_suffix or '')
+    return cfg
+
+
+def run_guarded(main, args):
+    """Run main(args); turn the errors a user can fix into one line and exit status 2."""
+    try:
+        main(args)
+    except USER_ERRORS as e:
+        if getattr(args, 'debug', False):
+            traceback.print_exc()
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, OSError) and e.filename:
+            message = f'{e.strerror or type(e).__name__}: {e.filename}'
+        print(f'error: {message}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('error: interrupted', file=sys.stderr)
+        return 130
+    return 0
+
+
+def _train(args):
+    from advent.domain_adaptation.experiment import run_training
+    cfg = config_from_args(args)
+    if args.tensorboard:
+        if cfg.TRAIN.TENSORBOARD_LOGDIR == '':
+            cfg.TRAIN.TENSORBOARD_LOGDIR = f'{cfg.EXP_ROOT_LOGS}/tensorboard/{cfg.EXP_NAME}'
+        if args.viz_every_iter is not None:
+            if args.viz_every_iter <= 0:
+                raise ConfigError(f'--viz-every-iter must be positive, got {args.viz_every_iter}')
+            cfg.TRAIN.TENSORBOARD_VIZRATE = args.viz_every_iter
+    else:
+        cfg.TRAIN.TENSORBOARD_LOGDIR = ''
+    print('Using config:')
+    pprint.pprint(to_plain(cfg))
+    run_training(cfg, random_train=args.random_train, resume=args.resume)
+
+
+def _test(args):
+    from advent.domain_adaptation.experiment import run_evaluation
+    cfg = config_from_args(args)
+    print('Using config:')
+    pprint.pprint(to_plain(cfg))
+    run_evaluation(cfg)
+
+
+def train_main(argv=None, description='Domain-adaptation training (stage 1 or stage 3)'):
+    return run_guarded(_train, train_parser(description).parse_args(argv))
+
+
+def test_main(argv=None, description='Evaluation on the target validation set'):
+    return run_guarded(_test, base_parser(description).parse_args(argv))

@@ -1,0 +1,196 @@
+"""Evaluation on the target validation set (SPEC section 8).
+
+'single' evaluates TEST.RESTORE_FROM (a weighted ensemble of the main outputs when
+there are several models); 'best' walks model_{k}.pth in the snapshot folder, caches
+each snapshot's per-class IoU in all_res.json (a rerun skips it) and reports the best.
+
+The work stays on the device: upsampling, argmax and the confusion matrix (a bincount)
+never move a full-resolution score map to the host. The result is the one the
+original's numpy path gives (same argmax, same counts); tests/test_eval.py checks it.
+"""
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from advent.errors import UserError
+from advent.utils import distributed
+from advent.utils.func import per_class_iu
+from advent.utils.serialization import json_dump, json_load, load_model_weights
+
+CACHE_NAME = 'all_res.json'
+# Among the 16 SYNTHIA classes, the 13 reported without wall, fence and pole.
+CLASSES_13_OF_16 = [0, 1, 2, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+
+
+class EvaluationError(UserError, RuntimeError):
+    pass
+
+
+def evaluate_domain_adaptation(models, test_loader, cfg, fixed_test_size=True, verbose=True):
+    device = distributed.device_for_rank(cfg.GPU_ID)
+    interp = None
+    if fixed_test_size:
+        interp = nn.Upsample(size=(cfg.TEST.OUTPUT_SIZE_TARGET[1], cfg.TEST.OUTPUT_SIZE_TARGET[0]),
+                             mode='bilinear', align_corners=True)
+    if cfg.TEST.MODE == 'single':
+        return eval_single(cfg, models, device, test_loader, interp, fixed_test_size, verbose)
+    if cfg.TEST.MODE == 'best':
+        return eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose)
+    raise NotImplementedError(f'TEST.MODE {cfg.TEST.MODE!r}')
+
+
+def confusion_matrix(models, weights, test_loader, num_classes, device, interp, fixed_test_size, desc=''):
+    """num_classes x num_classes counts (rows = label, columns = prediction), int64 on the host."""
+    hist = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
+    for image, label, _, _ in tqdm(test_loader, desc=desc, leave=False):
+        image = image.to(device, non_blocking=True)
+        label = label.to(device, non_blocking=True)
+        upsample = interp or nn.Upsample(size=tuple(label.shape[1:]), mode='bilinear', align_corners=True)
+        with torch.no_grad():
+            output = None
+            for model, weight in zip(models, weights):
+                scores = weight * upsample(model(image)[1])
+                output = scores if output is None else output + scores
+            prediction = output.argmax(1)
+        label = label.long()
+        valid = (label >= 0) & (label < num_classes)
+        hist += torch.bincount(num_classes * label[valid] + prediction[valid], minlength=num_classes ** 2)
+    return hist.view(num_classes, num_classes).cpu().numpy()
+
+
+def miou_percent(ious, classes=None):
+    ious = np.asarray(ious, dtype=np.float64)
+    if classes is not None:
+        ious = ious[classes]
+    return round(float(np.nanmean(ious)) * 100, 2)
+
+
+def display_stats(cfg, class_names, ious):
+    for name, iou in zip(class_names[:cfg.NUM_CLASSES], ious):
+        print(f'{name}\t{round(float(iou) * 100, 2)}')
+
+
+def print_miou(cfg, ious, prefix):
+    print(f'{prefix}{miou_percent(ious)}')
+    if cfg.NUM_CLASSES == 16:
+        print(f'mIoU13 = \t{miou_percent(ious, CLASSES_13_OF_16)}')
+
+
+def write_iou_table(path, checkpoint, ious, class_names):
+    """The per-class IoU table (percent) as JSON beside the checkpoint."""
+    table = {'checkpoint': str(checkpoint), 'mIoU': miou_percent(ious),
+             'per_class': {str(n): _percent_or_none(v) for n, v in zip(class_names, ious)}}
+    if len(ious) == 16:
+        table['mIoU13'] = miou_percent(ious, CLASSES_13_OF_16)
+    json_dump(table, path)
+
+
+def _percent_or_none(value):
+    return None if math.isnan(value) else round(float(value) * 100, 2)
+
+
+def load_for_evaluation(model, checkpoint, device):
+    load_model_weights(model, checkpoint)
+    model.eval()
+    model.to(device)
+
+
+def eval_single(cfg, models, device, test_loader, interp, fixed_test_size, verbose):
+    if len(cfg.TEST.RESTORE_FROM) != len(models):
+        raise EvaluationError(f'TEST.RESTORE_FROM has {len(cfg.TEST.RESTORE_FROM)} entries for {len(models)} models')
+    for checkpoint, model in zip(cfg.TEST.RESTORE_FROM, models):
+        load_for_evaluation(model, checkpoint, device)
+    hist = confusion_matrix(models, cfg.TEST.MODEL_WEIGHT, test_loader, cfg.NUM_CLASSES, device, interp,
+                            fixed_test_size, desc='evaluating')
+    ious = per_class_iu(hist)
+    print_miou(cfg, ious, 'mIoU = \t')
+    class_names = test_loader.dataset.class_names
+    if verbose:
+        display_stats(cfg, class_names, ious)
+    first = Path(cfg.TEST.RESTORE_FROM[0])
+    write_iou_table(first.with_name(first.stem + '_iou.json'), ', '.join(cfg.TEST.RESTORE_FROM), ious, class_names)
+    return ious
+
+
+def snapshot_iterations(cfg):
+    return range(cfg.TEST.SNAPSHOT_STEP, cfg.TEST.SNAPSHOT_MAXITER + 1, cfg.TEST.SNAPSHOT_STEP)
+
+
+def load_results_cache(snapshot_dir):
+    """{iteration: per-class IoU array} from all_res.json ({} when absent)."""
+    path = Path(snapshot_dir) / CACHE_NAME
+    if not path.is_file():
+        return {}
+    try:
+        raw = json_load(path)
+        return {int(k): np.array([np.nan if v is None else v for v in ious], dtype=np.float64)
+                for k, ious in raw['results'].items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise EvaluationError(f'result cache {path} is not a valid all_res.json; delete it to re-evaluate') from None
+
+
+def save_results_cache(snapshot_dir, results, class_names):
+    raw = {'class_names': [str(n) for n in class_names],
+           'results': {str(k): [None if math.isnan(v) else float(v) for v in ious]
+                       for k, ious in sorted(results.items())}}
+    json_dump(raw, Path(snapshot_dir) / CACHE_NAME)
+
+
+def best_iteration(results):
+    """(iteration, mIoU percent) of the best cached snapshot; the earliest wins a tie."""
+    best = None
+    for i_iter in sorted(results):
+        miou = miou_percent(results[i_iter])
+        if best is None or best[1] < miou:
+            best = (i_iter, miou)
+    return best
+
+
+def eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose):
+    if len(models) != 1:
+        raise EvaluationError('TEST.MODE best evaluates one model; use single mode for an ensemble')
+    snapshot_dir = Path(cfg.TEST.SNAPSHOT_DIR[0])
+    if not snapshot_dir.is_dir():
+        raise EvaluationError(f'snapshot folder {snapshot_dir} does not exist (TEST.SNAPSHOT_DIR)')
+    results = load_results_cache(snapshot_dir)
+    class_names = test_loader.dataset.class_names
+    cur_best_miou, cur_best_model = -1, ''
+    for i_iter in snapshot_iterations(cfg):
+        restore_from = snapshot_dir / f'model_{i_iter}.pth'
+        if not restore_from.exists():
+            if not cfg.TEST.WAIT_MODEL:
+                continue
+            print('Waiting for model..!', flush=True)
+            while not restore_from.exists():
+                time.sleep(5)
+            time.sleep(1)  # snapshots are renamed into place, but let the writer finish its D files
+        print('Evaluating model', restore_from)
+        if i_iter not in results:
+            load_for_evaluation(models[0], restore_from, device)
+            hist = confusion_matrix(models, [1.0], test_loader, cfg.NUM_CLASSES, device, interp,
+                                    fixed_test_size, desc=f'model_{i_iter}')
+            results[i_iter] = per_class_iu(hist)
+            save_results_cache(snapshot_dir, results, class_names)
+            write_iou_table(snapshot_dir / f'model_{i_iter}_iou.json', restore_from, results[i_iter], class_names)
+        ious = results[i_iter]
+        computed_miou = miou_percent(ious)
+        if cur_best_miou < computed_miou:
+            cur_best_miou, cur_best_model = computed_miou, str(restore_from)
+        print('\tCurrent mIoU:', computed_miou)
+        if cfg.NUM_CLASSES == 16:
+            print('\tCurrent mIoU13:', miou_percent(ious, CLASSES_13_OF_16))
+        print('\tCurrent best model:', cur_best_model)
+        print('\tCurrent best mIoU:', cur_best_miou)
+        if verbose:
+            display_stats(cfg, class_names, ious)
+    if cur_best_model == '':
+        raise EvaluationError(f'no snapshot model_<k>.pth with k in {snapshot_iterations(cfg)} '
+                              f'in {snapshot_dir}')
+    best_iter = int(Path(cur_best_model).stem.split('_')[1])
+    print(f'Best iteration: {best_iter} (mIoU {cur_best_miou}, {cur_best_model})')
+    return results

@@ -1,0 +1,120 @@
+"""From a config to running objects: models, datasets, loaders; and the two jobs
+every stage runs, training and evaluation. The scripts only parse flags and call these."""
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils import data
+
+from advent.dataset.base_dataset import DatasetError
+from advent.dataset.cityscapes import CityscapesDataSet, CityscapesPseudoDataSet
+from advent.dataset.gta5 import GTA5DataSet
+from advent.dataset.loader import build_train_loader
+from advent.dataset.synthia import SYNTHIADataSet
+from advent.domain_adaptation.config import ConfigError, dump_yaml
+from advent.domain_adaptation.eval_UDA import evaluate_domain_adaptation
+from advent.domain_adaptation.train_UDA import find_resume_state, train_domain_adaptation
+from advent.model.deeplabv2 import MODEL_VARIANTS, get_deeplab_v2
+from advent.utils import distributed
+from advent.utils.serialization import atomic_write_text, load_checkpoint, load_model_weights
+
+
+def build_segmenter(name, num_classes, multi_level):
+    if name not in MODEL_VARIANTS:
+        raise ConfigError(f'model {name!r} is not known: expected one of {sorted(MODEL_VARIANTS)}')
+    return get_deeplab_v2(num_classes=num_classes, multi_level=multi_level, variant=name)
+
+
+def build_source_dataset(cfg):
+    common = dict(max_iters=cfg.TRAIN.MAX_ITERS * cfg.TRAIN.BATCH_SIZE_SOURCE,
+                  crop_size=cfg.TRAIN.INPUT_SIZE_SOURCE, mean=cfg.TRAIN.IMG_MEAN)
+    if cfg.SOURCE == 'GTA':
+        return GTA5DataSet(cfg.DATA_DIRECTORY_SOURCE, cfg.DATA_LIST_SOURCE, set=cfg.TRAIN.SET_SOURCE, **common)
+    if cfg.SOURCE == 'SYNTHIA':
+        return SYNTHIADataSet(cfg.DATA_DIRECTORY_SOURCE, cfg.DATA_LIST_SOURCE, set=cfg.TRAIN.SET_SOURCE, **common)
+    # Stage 3: the easy split is a part of the target training set, with pseudo-labels.
+    return CityscapesPseudoDataSet(cfg.DATA_DIRECTORY_TARGET, cfg.DATA_LIST_SOURCE, cfg.DATA_DIRECTORY_PSEUDO_LABELS,
+                                   set=cfg.TRAIN.SET_TARGET, info_path=cfg.TRAIN.INFO_TARGET, **common)
+
+
+def build_target_dataset(cfg, max_iters=None):
+    """The unlabelled target training images (no label file is opened)."""
+    return CityscapesDataSet(cfg.DATA_DIRECTORY_TARGET, cfg.DATA_LIST_TARGET, set=cfg.TRAIN.SET_TARGET,
+                             info_path=cfg.TRAIN.INFO_TARGET, max_iters=max_iters,
+                             crop_size=cfg.TRAIN.INPUT_SIZE_TARGET, mean=cfg.TRAIN.IMG_MEAN, load_labels=False)
+
+
+def build_test_dataset(cfg):
+    return CityscapesDataSet(cfg.DATA_DIRECTORY_TARGET, cfg.TEST.DATA_LIST_TARGET, set=cfg.TEST.SET_TARGET,
+                             info_path=cfg.TEST.INFO_TARGET, crop_size=cfg.TEST.INPUT_SIZE_TARGET,
+                             mean=cfg.TEST.IMG_MEAN, labels_size=cfg.TEST.OUTPUT_SIZE_TARGET)
+
+
+def seed_everything(seed):
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def run_training(cfg, random_train=False, resume=False):
+    """Stage 1 or stage 3 training from a finalised config."""
+    distributed.init_from_env()
+    rank, world_size = distributed.get_rank(), distributed.get_world_size()
+    seed = cfg.TRAIN.RANDOM_SEED
+    if random_train:
+        seed = distributed.broadcast_int(random.SystemRandom().randrange(2 ** 31)) if world_size > 1 else None
+    if seed is not None:
+        seed_everything(seed)
+
+    model = build_segmenter(cfg.TRAIN.MODEL, cfg.NUM_CLASSES, cfg.TRAIN.MULTI_LEVEL)
+    if cfg.TRAIN.RESTORE_FROM:
+        load_model_weights(model, cfg.TRAIN.RESTORE_FROM)
+    elif distributed.is_main_process():
+        print('TRAIN.RESTORE_FROM is empty: the segmenter starts from random weights')
+
+    source_dataset = build_source_dataset(cfg)
+    target_dataset = build_target_dataset(cfg, cfg.TRAIN.MAX_ITERS * cfg.TRAIN.BATCH_SIZE_TARGET)
+    for name, dataset in (('source', source_dataset), ('target', target_dataset)):
+        if len(dataset) < world_size:
+            raise DatasetError(f'the {name} list has fewer images than the {world_size} processes')
+    source_loader = build_train_loader(source_dataset, cfg.TRAIN.BATCH_SIZE_SOURCE, cfg.NUM_WORKERS, seed,
+                                       rank, world_size)
+    target_loader = build_train_loader(target_dataset, cfg.TRAIN.BATCH_SIZE_TARGET, cfg.NUM_WORKERS, seed,
+                                       rank, world_size)
+
+    snapshot_dir = Path(cfg.TRAIN.SNAPSHOT_DIR)
+    resume_state = None
+    if resume:
+        state_path = find_resume_state(snapshot_dir) if snapshot_dir.is_dir() else None
+        if state_path is None:
+            print(f'--resume: no training state in {snapshot_dir}; starting from iteration 0')
+        else:
+            print(f'--resume: continuing from {state_path}')
+            resume_state = load_checkpoint(state_path)
+    if distributed.is_main_process():
+        snapshot_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(snapshot_dir / 'train_cfg.yml', dump_yaml(cfg))
+        if cfg.TRAIN.TENSORBOARD_LOGDIR:
+            Path(cfg.TRAIN.TENSORBOARD_LOGDIR).mkdir(parents=True, exist_ok=True)
+    try:
+        train_domain_adaptation(model, source_loader, target_loader, cfg, resume_state=resume_state)
+    finally:
+        distributed.cleanup()
+
+
+def run_evaluation(cfg):
+    """Stage 1 or stage 3 evaluation ('single' or 'best') from a finalised config."""
+    if cfg.TEST.MODE == 'best' and len(cfg.TEST.MODEL) != 1:
+        raise ConfigError('TEST.MODE best evaluates one model: TEST.MODEL must have one entry')
+    models = [build_segmenter(name, cfg.NUM_CLASSES, multi)
+              for name, multi in zip(cfg.TEST.MODEL, cfg.TEST.MULTI_LEVEL)]
+    if cfg.TEST.MODE == 'single':
+        for path in cfg.TEST.RESTORE_FROM:
+            if not path or not Path(path).is_file():
+                raise ConfigError(f'TEST.RESTORE_FROM: checkpoint {path!r} does not exist')
+    test_dataset = build_test_dataset(cfg)
+    test_loader = data.DataLoader(test_dataset, batch_size=cfg.TEST.BATCH_SIZE_TARGET, num_workers=cfg.NUM_WORKERS,
+                                  shuffle=False, pin_memory=torch.cuda.is_available())
+    return evaluate_domain_adaptation(models, test_loader, cfg)

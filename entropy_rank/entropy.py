@@ -1,0 +1,32 @@
+"""Stage 2: entropy ranking of the target training images into easy and hard splits.
+
+python entropy_rank/entropy.py --cfg configs/advent.yml --best_iter 70000 --normalize False --lambda1 0.67
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs without installing, from any folder
+
+from advent.cli import base_parser, config_from_args, run_guarded, str2bool  # noqa: E402
+from entropy_rank.ranking import run_ranking  # noqa: E402
+
+
+def get_arguments(argv=None):
+    parser = base_parser('Stage 2: rank target images by prediction entropy')
+    parser.add_argument('--best_iter', '--best-iter', dest='best_iter', type=int, default=None,
+                        help="stage-1 snapshot to use (default: the best one recorded by advent/scripts/test.py)")
+    parser.add_argument('--normalize', type=str2bool, default=False,
+                        help='multiply the entropy by the rare-class normaliser (true/false)')
+    parser.add_argument('--lambda1', type=float, default=0.67, help='fraction of images in the easy split')
+    parser.add_argument('--out-dir', '--out_dir', dest='out_dir', type=str, default='.',
+                        help='folder for easy_split.txt, hard_split.txt and color_masks/ (default: .)')
+    return parser.parse_args(argv)
+
+
+def main(args):
+    cfg = config_from_args(args)
+    run_ranking(cfg, args.best_iter, args.normalize, args.lambda1, args.out_dir)
+
+
+if __name__ == '__main__':
+    sys.exit(run_guarded(main, get_arguments()))

@@ -1,0 +1,118 @@
+"""Stage 2: rank the target training images by the entropy of their predictions (SPEC 9).
+
+score = mean over classes and pixels of prob_2_entropy(softmax(main head)), the main head
+upsampled to the input size; with normalisation it is multiplied by
+((11 - k) / 11 + 0.5), k = how many rare classes the argmax contains. Sorted ascending,
+the first int(N * lambda1) names are the easy split, the rest the hard split. Every
+image's argmax is saved as its pseudo-label (color_masks/<file name>) with a colour
+version (color_masks/<stem>_color.png).
+"""
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.utils import data
+from tqdm import tqdm
+
+from advent.domain_adaptation.eval_UDA import load_for_evaluation
+from advent.errors import UserError
+from advent.utils.func import prob_2_entropy
+from advent.utils.serialization import atomic_write_text, json_dump, save_image
+from advent.utils.viz_segmask import colorize_mask
+
+# wall, fence, pole, light, sign, terrain, rider, truck, bus, train, motorcycle
+RARE_CLASSES = (3, 4, 5, 6, 7, 9, 12, 14, 15, 16, 17)
+
+
+class RankingError(UserError, ValueError):
+    pass
+
+
+def normalizer(prediction, rare_classes=RARE_CLASSES):
+    """(11 - k) / 11 + 0.5 for an argmax map holding k of the rare classes (any size)."""
+    present = torch.zeros(256, dtype=torch.bool, device=prediction.device)
+    present[prediction.flatten().long()] = True
+    k = int(present[list(rare_classes)].sum())
+    return (len(rare_classes) - k) / float(len(rare_classes)) + 0.5
+
+
+def split_by_entropy(scores, lambda1):
+    """scores: [(name, score)] in list order. Returns (easy, hard) name lists."""
+    if not 0.0 <= lambda1 <= 1.0:
+        raise RankingError(f'--lambda1 must lie in [0, 1], got {lambda1}')
+    ranked = [name for name, _ in sorted(scores, key=lambda item: item[1])]
+    cut = int(len(ranked) * lambda1)
+    return ranked[:cut], ranked[cut:]
+
+
+def pseudo_label_names(name):
+    """color_masks/ file names for list entry `name`: (mask, colour mask)."""
+    file_name = name.split('/')[-1]
+    return file_name, file_name.split('.')[0] + '_color.png'
+
+
+def rank_target_images(model, dataset, input_size, device, out_dir, normalize, lambda1, num_workers=0):
+    """Run the ranking; writes easy_split.txt, hard_split.txt, color_masks/ and
+    entropy_ranking.json in out_dir. Returns (easy, hard, scores)."""
+    out_dir = Path(out_dir)
+    mask_dir = out_dir / 'color_masks'
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    loader = data.DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers,
+                             pin_memory=torch.cuda.is_available())
+    interp = nn.Upsample(size=(input_size[1], input_size[0]), mode='bilinear', align_corners=True)
+    records = []
+    model.eval()
+    for image, _, _, names in tqdm(loader, desc='entropy ranking'):
+        with torch.no_grad():
+            pred_main = interp(model(image.to(device, non_blocking=True))[1])
+            entropy = prob_2_entropy(F.softmax(pred_main, dim=1))
+            prediction = pred_main.argmax(1)[0]
+            factor = normalizer(prediction) if normalize else 1
+            records.append({'name': names[0], 'score': entropy.mean().item() * factor,
+                            'mean_entropy': entropy.mean().item(), 'normalizer': factor})
+        mask = prediction.to(torch.uint8).cpu().numpy()
+        mask_name, color_name = pseudo_label_names(names[0])
+        save_image(Image.fromarray(mask), mask_dir / mask_name)
+        save_image(colorize_mask(mask), mask_dir / color_name)
+    easy, hard = split_by_entropy([(r['name'], r['score']) for r in records], lambda1)
+    atomic_write_text(out_dir / 'easy_split.txt', ''.join(f'{n}\n' for n in easy))
+    atomic_write_text(out_dir / 'hard_split.txt', ''.join(f'{n}\n' for n in hard))
+    json_dump({'normalize': normalize, 'lambda1': lambda1,
+               'ranking': sorted(records, key=lambda r: r['score'])}, out_dir / 'entropy_ranking.json')
+    return easy, hard, records
+
+
+def best_iteration_from_cache(snapshot_dir):
+    """The best iteration recorded by stage 1's best-mode evaluation (all_res.json)."""
+    from advent.domain_adaptation.eval_UDA import CACHE_NAME, best_iteration, load_results_cache
+    results = load_results_cache(snapshot_dir)
+    if not results:
+        raise RankingError(f'--best_iter not given and no best-mode evaluation result ({CACHE_NAME}) in '
+                           f'{snapshot_dir}: run advent/scripts/test.py first or pass --best_iter')
+    return best_iteration(results)
+
+
+def run_ranking(cfg, best_iter, normalize, lambda1, out_dir):
+    """Stage 2 from a finalised stage-1 config."""
+    from advent.domain_adaptation.experiment import build_segmenter, build_target_dataset
+    from advent.utils import distributed
+    if not 0.0 <= lambda1 <= 1.0:
+        raise RankingError(f'--lambda1 must lie in [0, 1], got {lambda1}')
+    snapshot_dir = Path(cfg.TRAIN.SNAPSHOT_DIR)
+    if best_iter is None:
+        best_iter, miou = best_iteration_from_cache(cfg.TEST.SNAPSHOT_DIR[0])
+        print(f'Using the best stage-1 iteration {best_iter} (mIoU {miou}) from {cfg.TEST.SNAPSHOT_DIR[0]}')
+    checkpoint = snapshot_dir / f'model_{best_iter}.pth'
+    if not checkpoint.is_file():
+        raise RankingError(f'--best_iter {best_iter}: snapshot {checkpoint} does not exist')
+    model = build_segmenter(cfg.TRAIN.MODEL, cfg.NUM_CLASSES, cfg.TRAIN.MULTI_LEVEL)
+    device = distributed.device_for_rank(cfg.GPU_ID)
+    print('Loading the generator:', checkpoint)
+    load_for_evaluation(model, checkpoint, device)
+    dataset = build_target_dataset(cfg)
+    easy, hard, _ = rank_target_images(model, dataset, cfg.TRAIN.INPUT_SIZE_TARGET, device, out_dir, normalize,
+                                       lambda1, cfg.NUM_WORKERS)
+    print(f'{len(easy)} easy and {len(hard)} hard images written to {Path(out_dir).resolve()}')
+    return easy, hard

@@ -53,7 +53,8 @@ def pseudo_label_names(name):
     return file_name, file_name.split('.')[0] + '_color.png'
 
 
-def rank_target_images(model, dataset, input_size, device, out_dir, normalize, lambda1, num_workers=0):
+def rank_target_images(model, dataset, input_size, device, out_dir, normalize, lambda1, num_workers=0,
+                       checkpoint=''):
     """Run the ranking; writes easy_split.txt, hard_split.txt, color_masks/ and
     entropy_ranking.json in out_dir. Returns (easy, hard, scores)."""
     out_dir = Path(out_dir)
@@ -79,7 +80,7 @@ def rank_target_images(model, dataset, input_size, device, out_dir, normalize, l
     easy, hard = split_by_entropy([(r['name'], r['score']) for r in records], lambda1)
     atomic_write_text(out_dir / 'easy_split.txt', ''.join(f'{n}\n' for n in easy))
     atomic_write_text(out_dir / 'hard_split.txt', ''.join(f'{n}\n' for n in hard))
-    json_dump({'normalize': normalize, 'lambda1': lambda1,
+    json_dump({'checkpoint': str(checkpoint), 'normalize': normalize, 'lambda1': lambda1,
                'ranking': sorted(records, key=lambda r: r['score'])}, out_dir / 'entropy_ranking.json')
     return easy, hard, records
 
@@ -113,6 +114,6 @@ def run_ranking(cfg, best_iter, normalize, lambda1, out_dir):
     load_for_evaluation(model, checkpoint, device)
     dataset = build_target_dataset(cfg)
     easy, hard, _ = rank_target_images(model, dataset, cfg.TRAIN.INPUT_SIZE_TARGET, device, out_dir, normalize,
-                                       lambda1, cfg.NUM_WORKERS)
+                                       lambda1, cfg.NUM_WORKERS, checkpoint)
     print(f'{len(easy)} easy and {len(hard)} hard images written to {Path(out_dir).resolve()}')
     return easy, hard

@@ -121,23 +121,39 @@ def snapshot_iterations(cfg):
     return range(cfg.TEST.SNAPSHOT_STEP, cfg.TEST.SNAPSHOT_MAXITER + 1, cfg.TEST.SNAPSHOT_STEP)
 
 
+def snapshot_signature(path):
+    """Size and modification time: a snapshot retrained in place is evaluated again."""
+    stat = Path(path).stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def load_results_cache(snapshot_dir):
-    """{iteration: per-class IoU array} from all_res.json ({} when absent)."""
+    """{iteration: per-class IoU array} from all_res.json ({} when absent). Entries whose
+    snapshot file has changed since it was evaluated are dropped."""
     path = Path(snapshot_dir) / CACHE_NAME
     if not path.is_file():
         return {}
     try:
         raw = json_load(path)
-        return {int(k): np.array([np.nan if v is None else v for v in ious], dtype=np.float64)
-                for k, ious in raw['results'].items()}
+        results = {int(k): np.array([np.nan if v is None else v for v in ious], dtype=np.float64)
+                   for k, ious in raw['results'].items()}
+        signatures = {int(k): v for k, v in raw['snapshots'].items()}
     except (ValueError, KeyError, TypeError, AttributeError):
         raise EvaluationError(f'result cache {path} is not a valid all_res.json; delete it to re-evaluate') from None
+    for i_iter in list(results):
+        snapshot = Path(snapshot_dir) / f'model_{i_iter}.pth'
+        if snapshot.is_file() and snapshot_signature(snapshot) != signatures.get(i_iter):
+            del results[i_iter]
+    return results
 
 
 def save_results_cache(snapshot_dir, results, class_names):
+    snapshots = {i: Path(snapshot_dir) / f'model_{i}.pth' for i in results}
     raw = {'class_names': [str(n) for n in class_names],
            'results': {str(k): [None if math.isnan(v) else float(v) for v in ious]
-                       for k, ious in sorted(results.items())}}
+                       for k, ious in sorted(results.items())},
+           'snapshots': {str(k): snapshot_signature(p) if p.is_file() else None
+                         for k, p in sorted(snapshots.items())}}
     json_dump(raw, Path(snapshot_dir) / CACHE_NAME)
 
 

@@ -1,0 +1,395 @@
+"""The built-in demo: all three stages of IntraDA on generated street scenes, on the CPU.
+
+    python -m intrada.demo [--quick] [--seed N] [--out DIR]
+
+1. generates a synthetic GTA5-format source domain and a Cityscapes-format target domain
+   (intrada.synthetic; a fraction of the target images under hard conditions such as
+   night or rain, recorded in a manifest the method never reads);
+2. runs the real scripts with generated configs and a reduced DeepLabv2 for the CPU:
+   - a source-only baseline,
+   - a BatchNorm-only control (target images only pass through the network in train
+     mode, so the batch statistics see them; no adaptation loss),
+   - stage 1 (AdvEnt) with best-snapshot selection,
+   - stage 2 (entropy ranking into easy and hard splits, pseudo-labels),
+   - stage 3 (IntraDA, easy -> hard), and every evaluation;
+3. prints a results table and writes DIR/report.md, DIR/results.json and figures.
+
+The control, the baseline and AdvEnt share their first iterations: the control and AdvEnt
+continue the source-only run's snapshot at `warmup` iterations for `adapt` iterations,
+while the baseline just goes on training on the source for as long. Every number in the
+report is measured by the project's evaluation code on the generated val set.
+"""
+import argparse
+import contextlib
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+from advent.cli import test_main, train_main
+from advent.domain_adaptation.config import PROJECT_ROOT, finalize_paths, load_config
+from advent.domain_adaptation.eval_UDA import load_for_evaluation, load_results_cache, miou_percent
+from advent.domain_adaptation.experiment import build_segmenter, build_target_dataset, build_test_dataset
+from advent.utils.func import prob_2_entropy
+from advent.utils.serialization import atomic_write_text, json_dump, json_load, save_image
+from advent.utils.viz_segmask import colorize_mask
+from entropy_rank import entropy as entropy_script
+from intrada.synthetic import generate_benchmark
+
+# Benchmark and schedule. 'warmup' source-only iterations, then 'adapt' iterations of
+# source-only / BN-only / AdvEnt from the same snapshot, then 'intra' IntraDA iterations.
+SETTINGS = {
+    'full': dict(n_source=600, n_target_train=400, n_target_val=300, size=(128, 64), batch=4,
+                 warmup=600, adapt=300, intra=300, every=50, last_k=3, model='DeepLabv2-tiny'),
+    'quick': dict(n_source=40, n_target_train=30, n_target_val=20, size=(128, 64), batch=2,
+                  warmup=20, adapt=10, intra=10, every=10, last_k=1, model='DeepLabv2-tiny'),
+}
+LEARNING_RATE = 2.5e-3  # from scratch, a reduced model tolerates (and needs) more than 2.5e-4
+LAMBDA1 = 0.67
+
+
+def write_config(path, entries):
+    """A YAML config (JSON is valid YAML, and keeps every path quoted)."""
+    atomic_write_text(path, json.dumps(entries, indent=2) + '\n')
+    return str(path)
+
+
+def base_config(data, snapshots, settings, seed):
+    width, height = settings['size']
+    total = settings['warmup'] + settings['adapt'] + settings['intra']
+    return {
+        'SOURCE': 'GTA', 'TARGET': 'Cityscapes', 'NUM_WORKERS': 0,
+        'DATA_DIRECTORY_SOURCE': data['source_root'], 'DATA_LIST_SOURCE': data['source_list'],
+        'DATA_DIRECTORY_TARGET': data['target_root'], 'DATA_LIST_TARGET': data['target_list'],
+        'EXP_ROOT_SNAPSHOT': str(snapshots),
+        'TRAIN': {
+            'MODEL': settings['model'], 'RESTORE_FROM': '',
+            'INPUT_SIZE_SOURCE': [width, height], 'INPUT_SIZE_TARGET': [width, height],
+            'BATCH_SIZE_SOURCE': settings['batch'], 'BATCH_SIZE_TARGET': settings['batch'],
+            'LEARNING_RATE': LEARNING_RATE, 'MAX_ITERS': 4 * total,
+            'SAVE_PRED_EVERY': settings['every'], 'RANDOM_SEED': 1234 + seed,
+        },
+        'TEST': {
+            'MODE': 'best', 'MODEL': [settings['model']], 'MULTI_LEVEL': [True],
+            'INPUT_SIZE_TARGET': [width, height], 'OUTPUT_SIZE_TARGET': [width, height],
+            'SNAPSHOT_STEP': settings['every'], 'WAIT_MODEL': False,
+        },
+    }
+
+
+def with_run(base, exp_name, method, iterations, restore_from='', **top_level):
+    cfg = json.loads(json.dumps(base))
+    cfg.update(top_level)
+    cfg['EXP_NAME'] = exp_name
+    cfg['TRAIN'].update({'DA_METHOD': method, 'EARLY_STOP': iterations, 'RESTORE_FROM': str(restore_from)})
+    cfg['TEST']['SNAPSHOT_MAXITER'] = iterations
+    return cfg
+
+
+class Stages:
+    """Runs the scripts' entry points with their output in DIR/logs/, timing each step."""
+
+    def __init__(self, out):
+        self.logs = out / 'logs'
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.seconds = {}
+
+    def run(self, name, entry, argv):
+        start = time.time()
+        log = self.logs / f"{name.replace(' ', '_')}.log"
+        print(f'-- {name}: {" ".join(argv)}  (log: {log})', flush=True)
+        with open(log, 'w') as f, contextlib.redirect_stdout(f):
+            status = entry(argv)
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.time() - start, 1)
+        if status != 0:
+            raise SystemExit(f'error: {name} failed (exit status {status}); see {log}')
+
+
+def ranking_entry(argv):
+    return entropy_script.run_guarded(entropy_script.main, entropy_script.get_arguments(argv))
+
+
+def run_result(cfg_path, last_k):
+    """mIoU of the best snapshot and the mean of the last ones, from the run's all_res.json."""
+    cfg = finalize_paths(load_config(cfg_path))
+    results = load_results_cache(cfg.TEST.SNAPSHOT_DIR[0])
+    iterations = sorted(results)
+    mious = {i: miou_percent(results[i]) for i in iterations}
+    best = max(iterations, key=lambda i: (mious[i], -i))
+    names = json_load(Path(cfg.TEST.SNAPSHOT_DIR[0]) / 'all_res.json')['class_names']
+    return {
+        'mIoU': mious[best], 'best_iter': best,
+        'mIoU_last_mean': round(float(np.mean([mious[i] for i in iterations[-last_k:]])), 2),
+        'mIoU_by_iter': {str(i): mious[i] for i in iterations},
+        'per_class': {n: (None if np.isnan(v) else round(float(v) * 100, 2)) for n, v in zip(names, results[best])},
+        'checkpoint': str(Path(cfg.TEST.SNAPSHOT_DIR[0]) / f'model_{best}.pth'),
+    }
+
+
+def split_quality(rank_dir, manifest_path):
+    """How well the hard split matches the generator's hard-condition flag."""
+    truly_hard = {n for n, v in json_load(manifest_path)['target_train'].items() if v['hard']}
+    conditions = {n: v['condition'] for n, v in json_load(manifest_path)['target_train'].items()}
+    hard = set((Path(rank_dir) / 'hard_split.txt').read_text().split())
+    ranking = json_load(Path(rank_dir) / 'entropy_ranking.json')['ranking']
+    hit = len(hard & truly_hard)
+    per_condition = {}
+    for name in conditions:
+        entry = per_condition.setdefault(conditions[name], {'images': 0, 'in_hard_split': 0})
+        entry['images'] += 1
+        entry['in_hard_split'] += name in hard
+    return {
+        'precision': round(hit / len(hard), 3) if hard else None,
+        'recall': round(hit / len(truly_hard), 3) if truly_hard else None,
+        'auroc': auroc([r['score'] for r in ranking], [r['name'] in truly_hard for r in ranking]),
+        'hard_split_size': len(hard), 'truly_hard': len(truly_hard), 'by_condition': per_condition,
+    }
+
+
+def auroc(scores, positives):
+    """Probability that a hard image scores above a normal one (ties count half)."""
+    scores, positives = np.asarray(scores, np.float64), np.asarray(positives, bool)
+    pos, neg = scores[positives], scores[~positives]
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return round(float(greater / (len(pos) * len(neg))), 3)
+
+
+def to_rgb(image_chw, mean):
+    """A preprocessed dataset image (BGR minus mean, CHW) back to RGB uint8."""
+    bgr = image_chw.transpose(1, 2, 0) + mean
+    return np.clip(bgr[:, :, ::-1], 0, 255).astype(np.uint8)
+
+
+def predict(model, image_chw):
+    with torch.no_grad():
+        logits = model(torch.from_numpy(image_chw)[None])[1]
+        logits = F.interpolate(logits, size=image_chw.shape[1:], mode='bilinear', align_corners=True)
+        prob = F.softmax(logits, dim=1)
+    return prob.argmax(1)[0].numpy().astype(np.uint8), prob_2_entropy(prob).sum(1)[0].numpy()
+
+
+def colour(mask):
+    return np.array(colorize_mask(mask).convert('RGB'))
+
+
+def heat(entropy):
+    """Entropy in [0, 1] as a dark-to-yellow heat map."""
+    e = np.clip(entropy, 0, 1)[..., None]
+    return (255 * np.concatenate([np.sqrt(e), e, e ** 3 * 0.3], axis=2)).astype(np.uint8)
+
+
+def grid_figure(rows, header, path, zoom=2):
+    """rows: list of (label, [H x W x 3 tiles]); header: column titles."""
+    tile_h, tile_w = rows[0][1][0].shape[:2]
+    pad, label_w, head_h = 4, 110, 18
+    width = label_w + len(header) * (tile_w * zoom + pad)
+    height = head_h + len(rows) * (tile_h * zoom + pad)
+    canvas = Image.new('RGB', (width, height), 'white')
+    draw = ImageDraw.Draw(canvas)
+    for j, title in enumerate(header):
+        draw.text((label_w + j * (tile_w * zoom + pad), 3), title, fill='black')
+    for i, (label, tiles) in enumerate(rows):
+        y = head_h + i * (tile_h * zoom + pad)
+        draw.text((3, y + tile_h * zoom // 2 - 6), label, fill='black')
+        for j, tile in enumerate(tiles):
+            big = Image.fromarray(tile).resize((tile_w * zoom, tile_h * zoom), Image.NEAREST)
+            canvas.paste(big, (label_w + j * (tile_w * zoom + pad), y))
+    save_image(canvas, path)
+    return path
+
+
+def load_model(cfg, checkpoint):
+    model = build_segmenter(cfg.TRAIN.MODEL, cfg.NUM_CLASSES, cfg.TRAIN.MULTI_LEVEL)
+    load_for_evaluation(model, checkpoint, torch.device('cpu'))
+    return model
+
+
+def qualitative_figure(stage1_cfg, advent_ckpt, intrada_ckpt, path, count=4):
+    """image | stage 1 | stage 3 | ground truth for a few val images."""
+    cfg = finalize_paths(load_config(stage1_cfg))
+    cfg.TEST.OUTPUT_SIZE_TARGET = cfg.TEST.INPUT_SIZE_TARGET
+    dataset = build_test_dataset(cfg)
+    models = [load_model(cfg, advent_ckpt), load_model(cfg, intrada_ckpt)]
+    rows = []
+    for index in np.linspace(0, len(dataset) - 1, count).astype(int):
+        image, label, _, name = dataset[index]
+        tiles = [to_rgb(image, cfg.TEST.IMG_MEAN)]
+        tiles += [colour(predict(model, image)[0]) for model in models]
+        tiles.append(colour(np.asarray(label, np.uint8)))
+        rows.append((name.split('/')[-1][:14], tiles))
+    return grid_figure(rows, ['image', 'stage 1 (AdvEnt)', 'stage 3 (IntraDA)', 'ground truth'], path)
+
+
+def easy_hard_figure(stage1_cfg, checkpoint, rank_dir, manifest_path, path, count=4):
+    """The easiest and the hardest target images with their entropy maps and true condition."""
+    cfg = finalize_paths(load_config(stage1_cfg))
+    dataset = build_target_dataset(cfg)
+    index_of = {name: i for i, name in enumerate(dataset.img_ids)}
+    ranking = json_load(Path(rank_dir) / 'entropy_ranking.json')['ranking']
+    conditions = json_load(manifest_path)['target_train']
+    model = load_model(cfg, checkpoint)
+    rows = []
+    for kind, entries in (('easy', ranking[:count]), ('hard', ranking[-count:])):
+        for entry in entries:
+            image = dataset[index_of[entry['name']]][0]
+            mask, entropy = predict(model, image)
+            label = f'{kind} {entry["score"]:.3f}\n{conditions[entry["name"]]["condition"]}'
+            rows.append((label, [to_rgb(image, cfg.TRAIN.IMG_MEAN), colour(mask), heat(entropy)]))
+    return grid_figure(rows, ['image', 'prediction', 'entropy'], path)
+
+
+def results_table(results, class_names):
+    runs = [('source_only', 'source only'), ('bn_only', 'BN-only control'), ('advent', 'AdvEnt (stage 1)'),
+            ('intrada', 'IntraDA (stage 3)')]
+    lines = ['| run | mIoU (best snapshot) | mean of last snapshots | ' + ' | '.join(class_names) + ' |',
+             '|---|---|---|' + '---|' * len(class_names)]
+    for key, title in runs:
+        r = results[key]
+        cells = ['-' if r['per_class'][n] is None else f'{r["per_class"][n]:.1f}' for n in class_names]
+        lines.append(f'| {title} | {r["mIoU"]:.2f} (iter {r["best_iter"]}) | {r["mIoU_last_mean"]:.2f} | '
+                     + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def write_report(out, results, settings, args):
+    class_names = list(results['advent']['per_class'])
+    split = results['split']
+    conditions = ', '.join(f'{c}: {v["in_hard_split"]}/{v["images"]}' for c, v in sorted(split['by_condition'].items()))
+    gain_advent = results['advent']['mIoU'] - results['source_only']['mIoU']
+    gain_bn = results['bn_only']['mIoU'] - results['source_only']['mIoU']
+    gain_intra = results['intrada']['mIoU'] - results['advent']['mIoU']
+    text = f"""# IntraDA demo report
+
+Command: `python -m intrada.demo{' --quick' if args.quick else ''} --seed {args.seed} --out {args.out}`
+
+Synthetic benchmark: {settings['n_source']} source (GTA5 format), {settings['n_target_train']} target-train and
+{settings['n_target_val']} target-val images (Cityscapes format) of {settings['size'][0]}x{settings['size'][1]} pixels;
+model {settings['model']}, batch {settings['batch']} + {settings['batch']}, from random weights. Source-only runs
+{settings['warmup'] + settings['adapt']} iterations; the BN-only control and AdvEnt continue its snapshot at
+{settings['warmup']} for {settings['adapt']} iterations; IntraDA starts from the best AdvEnt snapshot and runs
+{settings['intra']} iterations on easy -> hard (lambda1 = {LAMBDA1}). Snapshots every {settings['every']} iterations;
+mIoU in percent on the target val set, best snapshot (as the paper selects) and the mean of the last
+{settings['last_k']}.
+
+{results_table(results, class_names)}
+
+Change against source only: BN-only control {gain_bn:+.2f}, AdvEnt {gain_advent:+.2f}; IntraDA against AdvEnt {gain_intra:+.2f}.
+
+## Entropy ranking against the generator's hard-condition flag
+
+Hard split: {split['hard_split_size']} images, {split['truly_hard']} truly hard. Precision {split['precision']},
+recall {split['recall']}, AUROC of the entropy score {split['auroc']}.
+Images of each condition that went to the hard split: {conditions}.
+
+![easy and hard samples](easy_hard.png)
+
+## Predictions on val (image | stage 1 | stage 3 | ground truth)
+
+![qualitative](qualitative.png)
+
+## Time per stage (seconds)
+
+{chr(10).join(f'- {k}: {v}' for k, v in results['seconds'].items())}
+"""
+    atomic_write_text(out / 'report.md', text)
+
+
+def run_demo(out, seed=0, quick=False, args=None):
+    settings = SETTINGS['quick' if quick else 'full']
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = Stages(out)
+    started = time.time()
+
+    print(f'== generating the synthetic benchmark in {out / "data"}', flush=True)
+    data = generate_benchmark(out / 'data', seed=seed, n_source=settings['n_source'],
+                              n_target_train=settings['n_target_train'], n_target_val=settings['n_target_val'],
+                              size=settings['size'])
+    stages.seconds['data'] = round(data['seconds'], 1)
+
+    snapshots, configs, rank_dir = out / 'snapshots', out / 'configs', out / 'entropy_rank'
+    for stale in (snapshots, configs, rank_dir):  # earlier runs' outputs; the generated data is kept
+        shutil.rmtree(stale, ignore_errors=True)
+    base = base_config(data, snapshots, settings, seed)
+    warmup, adapt, intra = settings['warmup'], settings['adapt'], settings['intra']
+    source_only = write_config(configs / 'source_only.yml',
+                               with_run(base, 'source_only', 'SourceOnly', warmup + adapt))
+    warm_snapshot = snapshots / 'source_only' / f'model_{warmup}.pth'
+    bn_only = write_config(configs / 'bn_only.yml', with_run(base, 'bn_only', 'BNOnly', adapt, warm_snapshot))
+    advent = write_config(configs / 'advent.yml', with_run(base, 'advent', 'AdvEnt', adapt, warm_snapshot))
+
+    for name, cfg in (('source_only', source_only), ('bn_only', bn_only), ('advent', advent)):
+        stages.run(f'{name} train', train_main, ['--cfg', cfg])
+        stages.run(f'{name} eval', test_main, ['--cfg', cfg])
+    results = {name: run_result(cfg, settings['last_k'])
+               for name, cfg in (('source_only', source_only), ('bn_only', bn_only), ('advent', advent))}
+
+    best = results['advent']['best_iter']
+    stages.run('stage 2 ranking', ranking_entry, ['--cfg', advent, '--best_iter', str(best), '--normalize', 'False',
+                                                 '--lambda1', str(LAMBDA1), '--out-dir', str(rank_dir)])
+    intrada_cfg = with_run(base, 'intrada', 'AdvEnt', intra, results['advent']['checkpoint'],
+                           SOURCE='CityscapesEasy', TARGET='CityscapesHard',
+                           DATA_LIST_SOURCE=str(rank_dir / 'easy_split.txt'),
+                           DATA_LIST_TARGET=str(rank_dir / 'hard_split.txt'))
+    intrada_cfg['TEST']['DATA_LIST_TARGET'] = data['target_list']
+    intrada = write_config(configs / 'intrada.yml', intrada_cfg)
+    stages.run('intrada train', train_main, ['--cfg', intrada])
+    stages.run('intrada eval', test_main, ['--cfg', intrada])
+    results['intrada'] = run_result(intrada, settings['last_k'])
+    results['split'] = split_quality(rank_dir, data['manifest'])
+
+    start = time.time()
+    qualitative_figure(advent, results['advent']['checkpoint'], results['intrada']['checkpoint'],
+                       out / 'qualitative.png')
+    easy_hard_figure(advent, results['advent']['checkpoint'], rank_dir, data['manifest'], out / 'easy_hard.png')
+    stages.seconds['figures'] = round(time.time() - start, 1)
+    stages.seconds['total'] = round(time.time() - started, 1)
+    results['seconds'] = stages.seconds
+    results['settings'] = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
+    results['seed'] = seed
+    json_dump(results, out / 'results.json')
+    write_report(out, results, settings, args)
+    return results
+
+
+def print_table(results):
+    print('\nmIoU on the target val set (percent)')
+    print(f'  {"run":<20} {"best snapshot":>14} {"mean of last":>13}')
+    for key, title in (('source_only', 'source only'), ('bn_only', 'BN-only control'),
+                       ('advent', 'AdvEnt (stage 1)'), ('intrada', 'IntraDA (stage 3)')):
+        r = results[key]
+        print(f'  {title:<20} {r["mIoU"]:>14.2f} {r["mIoU_last_mean"]:>13.2f}')
+    split = results['split']
+    print(f'  hard split vs hard conditions: precision {split["precision"]}, recall {split["recall"]}, '
+          f'AUROC {split["auroc"]}')
+    print(f'  total time {results["seconds"]["total"]} s')
+
+
+def get_arguments(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m intrada.demo',
+                                     description='IntraDA on generated street scenes: all stages, on the CPU')
+    parser.add_argument('--quick', action='store_true', help='a tiny run (about two minutes) to check the setup')
+    parser.add_argument('--seed', type=int, default=0, help='data and training seed (default 0)')
+    parser.add_argument('--out', default=str(PROJECT_ROOT / 'experiments' / 'demo'),
+                        help='output folder (default: experiments/demo)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = get_arguments(argv)
+    results = run_demo(args.out, args.seed, args.quick, args)
+    print_table(results)
+    print(f'\nreport: {Path(args.out) / "report.md"}\nresults: {Path(args.out) / "results.json"}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Shared fixtures of the library tests.
+
+The parity data (outputs of the original IntraDA/ADVENT code on small deterministic
+inputs) lives in tests/data/parity; its helper modules `detweights` and `make_trees`
+are imported from there, so the tests never depend on files outside the project.
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+TESTS_DIR = Path(__file__).resolve().parent
+PARITY_DIR = TESTS_DIR / 'data' / 'parity'
+if str(PARITY_DIR) not in sys.path:
+    sys.path.insert(0, str(PARITY_DIR))
+
+IMG_MEAN = np.array((104.00698793, 116.66876762, 122.67891434), dtype=np.float32)
+
+
+def parity_path(name):
+    return PARITY_DIR / name
+
+
+def load_parity_json(name):
+    with open(parity_path(name)) as f:
+        return json.load(f)
+
+
+def load_parity_npz(name):
+    with np.load(parity_path(name), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def rel_err(a, b):
+    """||a - b|| / ||b|| in float64 (the measure of the parity checks); shapes must agree."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    assert a.shape == b.shape, f'shape {a.shape} != golden {b.shape}'
+    nb = np.linalg.norm(b.ravel())
+    d = np.linalg.norm((a - b).ravel())
+    return d / nb if nb > 0 else d
+
+
+@pytest.fixture(scope='session')
+def golden_multi_spec():
+    return load_parity_json('deeplab_multi.json')
+
+
+@pytest.fixture(scope='session')
+def golden_single_spec():
+    return load_parity_json('deeplab_single.json')
+
+
+@pytest.fixture(scope='session')
+def golden_disc_spec():
+    return load_parity_json('disc.json')
+
+
+@pytest.fixture(scope='session')
+def r101_multi():
+    """A freshly initialised ResNet-101 multi-level 19-class model. Tests must not modify it."""
+    from advent.model.deeplabv2 import get_deeplab_v2
+    torch.manual_seed(0)
+    return get_deeplab_v2(num_classes=19, multi_level=True)
+
+
+@pytest.fixture(scope='session')
+def parity_trees(tmp_path_factory):
+    """The tiny GTA5 / Cityscapes trees of the parity data (make_trees.py)."""
+    import make_trees
+    return make_trees.make_trees(str(tmp_path_factory.mktemp('parity') / 'trees'))

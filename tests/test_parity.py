@@ -1,0 +1,236 @@
+"""Parity with the original IntraDA/ADVENT code: the same comparisons as the shared checks
+check_model.py (G1, G2), check_funcs.py (G3 + config defaults) and check_datasets.py (G4),
+with the same tolerances (relative error <= 1e-4, labels exact). The golden outputs were
+recorded by running the original code on deterministic inputs (tests/data/parity)."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import IMG_MEAN, load_parity_json, load_parity_npz, rel_err
+
+TOL = 1e-4
+
+
+# ---------------------------------------------------------------- G1 / G2: model and discriminator
+
+@pytest.fixture(scope='module')
+def g1():
+    return load_parity_npz('g1_model.npz')
+
+
+@pytest.fixture(scope='module')
+def multi_outputs():
+    """Everything check_model.py computes with the multi-level model, in its order:
+    eval pass on x, then a train-mode pass on x2 (updating the BN running statistics)."""
+    from detweights import det_checkpoint, det_input
+    from advent.model.deeplabv2 import get_deeplab_v2
+    m = get_deeplab_v2(num_classes=19, multi_level=True)
+    m.load_state_dict(det_checkpoint('deeplab_multi'), strict=True)
+    out = {}
+    with torch.no_grad():
+        m.eval()
+        aux, main = m(torch.from_numpy(det_input('G1/x', (1, 3, 65, 129), 40.0)))
+        out['eval_aux'], out['eval_main'] = aux.numpy(), main.numpy()
+        m.train()
+        aux, main = m(torch.from_numpy(det_input('G1/x2', (2, 3, 65, 129), 40.0)))
+        out['train_aux'], out['train_main'] = aux.numpy(), main.numpy()
+    sd = m.state_dict()
+    out['train_bn1_running_mean'] = sd['bn1.running_mean'].numpy()
+    out['train_layer4_2_bn3_running_var'] = sd['layer4.2.bn3.running_var'].numpy()
+    return out
+
+
+@pytest.mark.parametrize('key', ['eval_aux', 'eval_main', 'train_aux', 'train_main',
+                                 'train_bn1_running_mean', 'train_layer4_2_bn3_running_var'])
+def test_multi_level_model(multi_outputs, g1, key):
+    assert rel_err(multi_outputs[key], g1[key]) <= TOL
+
+
+def test_single_level_model(g1):
+    from detweights import det_checkpoint, det_input
+    from advent.model.deeplabv2 import get_deeplab_v2
+    s = get_deeplab_v2(num_classes=19, multi_level=False)
+    s.load_state_dict(det_checkpoint('deeplab_single'), strict=True)
+    s.eval()
+    with torch.no_grad():
+        aux, main = s(torch.from_numpy(det_input('G1/x', (1, 3, 65, 129), 40.0)))
+    assert aux is None, 'single-level model must return None as its first output'
+    assert rel_err(main.numpy(), g1['single_main']) <= TOL
+
+
+def test_discriminator(g1):
+    from detweights import det_input, det_state_dict
+    from advent.model.discriminator import get_fc_discriminator
+    d = get_fc_discriminator(num_classes=19)
+    d.load_state_dict(det_state_dict('disc'), strict=True)
+    d.eval()
+    with torch.no_grad():
+        z = torch.sigmoid(torch.from_numpy(det_input('G2/x', (1, 19, 65, 129), 2.0)))
+        out = d(z)
+    assert rel_err(out.numpy(), g1['disc_out']) <= TOL
+
+
+# ---------------------------------------------------------------- G3: functions and losses
+
+@pytest.fixture(scope='module')
+def g3():
+    return load_parity_npz('g3_funcs.npz')
+
+
+def test_entropy_functions(g3):
+    from advent.utils.func import prob_2_entropy
+    from advent.utils.loss import entropy_loss
+    prob = torch.softmax(torch.from_numpy(g3['ce_logits']), 1)
+    assert rel_err(prob_2_entropy(prob).numpy(), g3['p2e_out']) <= TOL
+    assert rel_err(float(entropy_loss(prob)), g3['entropy_loss']) <= TOL
+
+
+def test_cross_entropy_2d(g3):
+    from advent.utils.loss import cross_entropy_2d
+    logits = torch.from_numpy(g3['ce_logits'])
+    target = torch.from_numpy(g3['ce_target']).long()
+    assert rel_err(float(cross_entropy_2d(logits, target)), g3['ce_loss']) <= TOL
+
+
+def test_bce_loss(g3):
+    from advent.utils.func import bce_loss
+    d_out = torch.from_numpy(g3['bce_in'])
+    assert rel_err(float(bce_loss(d_out, 0)), g3['bce_0']) <= TOL
+    assert rel_err(float(bce_loss(d_out, 1)), g3['bce_1']) <= TOL
+
+
+def test_lr_poly(g3):
+    from advent.utils.func import lr_poly
+    iters = [int(i) for i in g3['lr_iters']]
+    assert rel_err([lr_poly(2.5e-4, i, 10, 0.9) for i in iters], g3['lr_seg']) <= TOL
+    assert rel_err([lr_poly(1e-4, i, 10, 0.9) for i in iters], g3['lr_d']) <= TOL
+
+
+def test_fast_hist_and_iou(g3):
+    from advent.utils.func import fast_hist, per_class_iu
+    h = np.asarray(fast_hist(g3['hist_a'], g3['hist_b'], 19))
+    assert h.shape == (19, 19)
+    np.testing.assert_array_equal(h, g3['hist'])  # labels 255 ignored, rows = labels
+    iu = np.asarray(per_class_iu(g3['hist']), np.float64)
+    gi = g3['iu']
+    np.testing.assert_array_equal(np.isnan(iu), np.isnan(gi))
+    ok = ~np.isnan(gi)
+    assert rel_err(iu[ok], gi[ok]) <= TOL
+
+
+def _same(a, b):
+    """check_funcs.py's comparison of a config value with the original's default."""
+    if isinstance(b, list):
+        if isinstance(a, np.ndarray):
+            a = a.tolist()
+        if isinstance(a, tuple):
+            a = list(a)
+        return isinstance(a, list) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(b, (bool, str)):
+        return a == b
+    if isinstance(b, (int, float)):
+        try:
+            return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
+        except (TypeError, ValueError):
+            return False
+    return a == b
+
+
+def _config_differences(c, gold):
+    bad, n = [], 0
+    for k, v in gold.items():
+        if isinstance(v, dict):
+            for kk, vv in v.items():
+                n += 1
+                got = c[k][kk] if kk in c[k] else '<missing>'
+                if not _same(got, vv):
+                    bad.append(f'{k}.{kk}={got!r} (original {vv!r})')
+        else:
+            n += 1
+            got = c[k] if k in c else '<missing>'
+            if not _same(got, v):
+                bad.append(f'{k}={got!r} (original {v!r})')
+    return bad, n
+
+
+def test_config_defaults_equal_original():
+    from advent.domain_adaptation.config import cfg, default_config
+    gold = load_parity_json('meta.json')['config_defaults']
+    for c in (cfg, default_config()):
+        bad, n = _config_differences(c, gold)
+        assert not bad, 'config defaults differ: ' + '; '.join(bad[:5])
+        assert n == 41
+
+
+def test_config_comparison_detects_a_change():
+    from advent.domain_adaptation.config import default_config
+    c = default_config()
+    c.TRAIN.LAMBDA_ADV_MAIN = 0.002
+    c.TEST.INPUT_SIZE_TARGET = (1024, 512)  # a tuple still compares equal to the list
+    bad, _ = _config_differences(c, load_parity_json('meta.json')['config_defaults'])
+    assert len(bad) == 1 and bad[0].startswith('TRAIN.LAMBDA_ADV_MAIN')
+
+
+# ---------------------------------------------------------------- G4: datasets
+
+@pytest.fixture(scope='module')
+def g4():
+    return load_parity_npz('g4_datasets.npz')
+
+
+@pytest.fixture(scope='module')
+def meta():
+    return load_parity_json('meta.json')
+
+
+def _parity_sets(T):
+    from advent.dataset.cityscapes import CityscapesDataSet
+    from advent.dataset.gta5 import GTA5DataSet
+    M = IMG_MEAN
+    return {
+        'gta': GTA5DataSet(T + '/GTA5', T + '/lists/gta5_all.txt', set='all', max_iters=None,
+                           crop_size=(129, 65), mean=M),
+        'cstrain': CityscapesDataSet(T + '/Cityscapes', T + '/lists/cs_train.txt', set='train',
+                                     crop_size=(129, 65), mean=M),
+        'csval': CityscapesDataSet(T + '/Cityscapes', T + '/lists/cs_val.txt', set='val',
+                                   crop_size=(129, 65), mean=M, labels_size=(258, 130)),
+    }
+
+
+@pytest.mark.parametrize('key', ['gta', 'cstrain', 'csval'])
+def test_dataset_items(parity_trees, g4, meta, key):
+    ds = _parity_sets(parity_trees)[key]
+    names = meta['g4_names'][key]
+    assert len(ds) == len(names)
+    for i in range(len(ds)):
+        item = ds[i]
+        assert len(item) == 4, 'item must be (image, label, shape, name)'
+        img, lab, shp, name = item
+        img, lab = np.asarray(img), np.asarray(lab)
+        assert name == names[i]
+        e = rel_err(img, g4[f'{key}_{i}_image'])
+        assert e <= TOL, f'{key}[{i}] image rel err {e:.3g}'
+        gl = g4[f'{key}_{i}_label']
+        assert lab.shape == gl.shape
+        neq = int((lab.astype(np.float64) != gl.astype(np.float64)).sum())
+        assert neq == 0, f'{key}[{i}] label differs in {neq}/{gl.size} pixels'
+        np.testing.assert_array_equal(np.asarray(shp).ravel(), g4[f'{key}_{i}_shape'].ravel())
+
+
+def test_dataset_max_iters_and_class_names(parity_trees, meta):
+    from advent.dataset.gta5 import GTA5DataSet
+    T = parity_trees
+    n_rep = len(GTA5DataSet(T + '/GTA5', T + '/lists/gta5_all.txt', max_iters=5, crop_size=(129, 65),
+                            mean=IMG_MEAN))
+    assert n_rep == meta['g4_len_gta_maxiters5']
+    cn = [str(c) for c in _parity_sets(T)['csval'].class_names]
+    assert cn == meta['g4_class_names']
+
+
+def test_dataset_dtypes_as_original(parity_trees, meta):
+    """The original returned float32 images everywhere, float32 GTA5 labels and int64 Cityscapes labels."""
+    for key, ds in _parity_sets(parity_trees).items():
+        img_dtype, lab_dtype = meta['g4_dtypes'][key]
+        img, lab, _, _ = ds[0]
+        assert np.asarray(img).dtype == np.dtype(img_dtype), key
+        assert np.asarray(lab).dtype == np.dtype(lab_dtype), key

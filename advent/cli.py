@@ -27,8 +27,15 @@ def str2bool(text):
     raise argparse.ArgumentTypeError(f'expected a boolean (true/false, 1/0, yes/no), got {text!r}')
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Command-line mistakes give the same one-line `error: ...` (status 2) as other user errors."""
+
+    def error(self, message):
+        self.exit(2, f'error: {message} (see {self.prog} --help)\n')
+
+
 def base_parser(description):
-    parser = argparse.ArgumentParser(description=description)
+    parser = OneLineParser(description=description)
     parser.add_argument('--cfg', type=str, required=True, help='YAML config file')
     parser.add_argument('--exp-suffix', '--exp_suffix', dest='exp_suffix', type=str, default=None,
                         help='appended to EXP_NAME')
@@ -64,12 +71,24 @@ def run_guarded(main, args):
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if isinstance(e, OSError) and e.filename:
             message = f'{e.strerror or type(e).__name__}: {e.filename}'
+        _close_progress_bars()
         print(f'error: {message}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _close_progress_bars()
         print('error: interrupted', file=sys.stderr)
         return 130
     return 0
+
+
+def _close_progress_bars():
+    """End any tqdm bar an error interrupted, so that the error starts its own line."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return
+    for bar in list(getattr(tqdm, '_instances', ())):
+        bar.close()
 
 
 def _train(args):

@@ -7,6 +7,9 @@ the first int(N * lambda1) names are the easy split, the rest the hard split. Ev
 image's argmax is saved as its pseudo-label (color_masks/<file name>) with a colour
 version (color_masks/<stem>_color.png).
 """
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -19,7 +22,7 @@ from tqdm import tqdm
 from advent.domain_adaptation.eval_UDA import load_for_evaluation
 from advent.errors import UserError
 from advent.utils.func import prob_2_entropy
-from advent.utils.serialization import atomic_write_text, json_dump, save_image
+from advent.utils.serialization import atomic_write_text, check_writable_dir, json_dump, save_image
 from advent.utils.viz_segmask import colorize_mask
 
 # wall, fence, pole, light, sign, terrain, rider, truck, bus, train, motorcycle
@@ -56,10 +59,36 @@ def pseudo_label_names(name):
 def rank_target_images(model, dataset, input_size, device, out_dir, normalize, lambda1, num_workers=0,
                        checkpoint=''):
     """Run the ranking; writes easy_split.txt, hard_split.txt, color_masks/ and
-    entropy_ranking.json in out_dir. Returns (easy, hard, scores)."""
+    entropy_ranking.json in out_dir. Returns (easy, hard, scores).
+
+    The pseudo-labels go to a hidden staging folder first and move into color_masks/ only
+    once every image is done: a run that fails half-way leaves the previous outputs as they were."""
     out_dir = Path(out_dir)
     mask_dir = out_dir / 'color_masks'
-    mask_dir.mkdir(parents=True, exist_ok=True)
+    created_out_dir = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix='.color_masks.', suffix='.tmp', dir=out_dir))
+    try:
+        easy, hard, records = _rank_into(model, dataset, input_size, device, staging, normalize, lambda1,
+                                         num_workers)
+        mask_dir.mkdir(exist_ok=True)
+        for file in sorted(staging.iterdir()):
+            os.replace(file, mask_dir / file.name)
+        staging.rmdir()
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_out_dir and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+    atomic_write_text(out_dir / 'easy_split.txt', ''.join(f'{n}\n' for n in easy))
+    atomic_write_text(out_dir / 'hard_split.txt', ''.join(f'{n}\n' for n in hard))
+    json_dump({'checkpoint': str(checkpoint), 'normalize': normalize, 'lambda1': lambda1,
+               'ranking': sorted(records, key=lambda r: r['score'])}, out_dir / 'entropy_ranking.json')
+    return easy, hard, records
+
+
+def _rank_into(model, dataset, input_size, device, mask_dir, normalize, lambda1, num_workers):
+    """Score every image and write its pseudo-labels into mask_dir; returns (easy, hard, records)."""
     loader = data.DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers,
                              pin_memory=torch.cuda.is_available())
     interp = nn.Upsample(size=(input_size[1], input_size[0]), mode='bilinear', align_corners=True)
@@ -78,10 +107,6 @@ def rank_target_images(model, dataset, input_size, device, out_dir, normalize, l
         save_image(Image.fromarray(mask), mask_dir / mask_name)
         save_image(colorize_mask(mask), mask_dir / color_name)
     easy, hard = split_by_entropy([(r['name'], r['score']) for r in records], lambda1)
-    atomic_write_text(out_dir / 'easy_split.txt', ''.join(f'{n}\n' for n in easy))
-    atomic_write_text(out_dir / 'hard_split.txt', ''.join(f'{n}\n' for n in hard))
-    json_dump({'checkpoint': str(checkpoint), 'normalize': normalize, 'lambda1': lambda1,
-               'ranking': sorted(records, key=lambda r: r['score'])}, out_dir / 'entropy_ranking.json')
     return easy, hard, records
 
 
@@ -101,6 +126,7 @@ def run_ranking(cfg, best_iter, normalize, lambda1, out_dir):
     from advent.utils import distributed
     if not 0.0 <= lambda1 <= 1.0:
         raise RankingError(f'--lambda1 must lie in [0, 1], got {lambda1}')
+    check_writable_dir(out_dir, '--out-dir')  # before any work
     snapshot_dir = Path(cfg.TRAIN.SNAPSHOT_DIR)
     if best_iter is None:
         best_iter, miou = best_iteration_from_cache(cfg.TEST.SNAPSHOT_DIR[0])

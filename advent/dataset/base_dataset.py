@@ -71,9 +71,24 @@ def load_image(file, size, interpolation, rgb):
     return np.asarray(img, np.float32)
 
 
+def image_size_of(file, what):
+    """(width, height) from the header of an image file."""
+    try:
+        with Image.open(file) as img:
+            return img.size
+    except FileNotFoundError:
+        raise DatasetError(f'{what} {file} does not exist') from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DatasetError(f'{what} {file} is not a readable image ({e})') from None
+
+
 class BaseDataset(data.Dataset):
     # Shown after a missing-path error; subclasses describe their folder layout.
     LAYOUT = ''
+    # How a label's size must relate to its image's: 'same' (Cityscapes gtFine), 'aspect'
+    # (the same shape at any scale: pseudo-labels are written at the training input size) or
+    # None (not checked: GTA5 has a few real image/label size mismatches, resized as the original did).
+    LABEL_SIZE_CHECK = None
 
     def __init__(self, root, list_path, set_, max_iters, image_size, labels_size, mean):
         self.root = Path(root)
@@ -84,6 +99,8 @@ class BaseDataset(data.Dataset):
         self.mean = mean
         if not self.root.is_dir():
             raise DatasetError(f'dataset folder {self.root} does not exist; expected {self.LAYOUT}')
+        if next(self.root.iterdir(), None) is None:
+            raise DatasetError(f'dataset folder {self.root} is empty; expected {self.LAYOUT}')
         self.img_ids = read_list_file(self.list_path)
         if max_iters is not None:
             self.img_ids = self.img_ids * int(np.ceil(float(max_iters) / len(self.img_ids)))
@@ -116,7 +133,21 @@ class BaseDataset(data.Dataset):
         img_file, label_file, name = self.files[index]
         label = self.get_train_ids(label_file)
         image = self.preprocess(self.get_image(img_file))
+        if self.LABEL_SIZE_CHECK and getattr(self, 'load_labels', True):
+            self.check_label_size(img_file, label_file)
         return image.copy(), label, np.array(image.shape), name
+
+    def check_label_size(self, img_file, label_file):
+        """Refuse a label that cannot belong to its image (see LABEL_SIZE_CHECK)."""
+        iw, ih = image_size_of(img_file, 'image')
+        lw, lh = image_size_of(label_file, 'label')
+        if self.LABEL_SIZE_CHECK == 'same' and (lw, lh) != (iw, ih):
+            raise DatasetError(f'label {label_file} is {lw}x{lh}, its image {img_file} is {iw}x{ih}: '
+                               f'expected the same size')
+        # 'aspect': one scale for both sides, up to a pixel of rounding on each
+        if self.LABEL_SIZE_CHECK == 'aspect' and abs(lw * ih - lh * iw) > iw + ih:
+            raise DatasetError(f'label {label_file} is {lw}x{lh}, its image {img_file} is {iw}x{ih}: '
+                               f'expected the same aspect ratio (a label of this image at any scale)')
 
     def get_train_ids(self, label_file):
         """The label map of one item in train ids (255 = ignore)."""

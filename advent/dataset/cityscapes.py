@@ -14,6 +14,7 @@ class CityscapesDataSet(BaseDataset):
     file is ever opened and the label is an all-255 (ignore) map."""
     LAYOUT = ('ROOT/leftImg8bit/SET/CITY/X_leftImg8bit.png and, for labelled sets, '
               'ROOT/gtFine/SET/CITY/X_gtFine_labelIds.png')
+    LABEL_SIZE_CHECK = 'same'
 
     def __init__(self, root, list_path, set='val', max_iters=None, crop_size=(321, 321),
                  mean=(128, 128, 128), load_labels=True, info_path=DEFAULT_INFO_PATH, labels_size=None):
@@ -39,6 +40,7 @@ class CityscapesPseudoDataSet(CityscapesDataSet):
     (PSEUDO_DIR/<file name of the image>, 8-bit train ids)."""
     LAYOUT = ('ROOT/leftImg8bit/SET/CITY/X_leftImg8bit.png with its pseudo-label '
               'PSEUDO_DIR/X_leftImg8bit.png (8-bit train ids, written by entropy_rank/entropy.py)')
+    LABEL_SIZE_CHECK = 'aspect'
 
     def __init__(self, root, list_path, pseudo_label_dir, set='train', max_iters=None, crop_size=(321, 321),
                  mean=(128, 128, 128), info_path=DEFAULT_INFO_PATH, labels_size=None):
@@ -46,6 +48,8 @@ class CityscapesPseudoDataSet(CityscapesDataSet):
         if not self.pseudo_label_dir.is_dir():
             raise DatasetError(f'pseudo-label folder {self.pseudo_label_dir} does not exist; '
                                f'expected {self.LAYOUT}')
+        if next(self.pseudo_label_dir.iterdir(), None) is None:
+            raise DatasetError(f'pseudo-label folder {self.pseudo_label_dir} is empty; expected {self.LAYOUT}')
         super().__init__(root, list_path, set, max_iters, crop_size, mean, True, info_path, labels_size)
         for name in dict.fromkeys(self.img_ids):
             label_file = self.get_metadata(name)[1]
@@ -57,7 +61,12 @@ class CityscapesPseudoDataSet(CityscapesDataSet):
         return img_file, self.pseudo_label_dir / name.split('/')[-1]
 
     def get_train_ids(self, label_file):
-        return self.get_labels(label_file).astype(np.int64)
+        ids = self.get_labels(label_file).astype(np.int64)
+        bad = (ids != 255) & ((ids < 0) | (ids >= len(self.class_names)))
+        if bad.any():
+            raise DatasetError(f'pseudo-label {label_file} holds the value {int(ids[bad][0])}: expected train ids '
+                               f'0..{len(self.class_names) - 1} or 255 (ignore)')
+        return ids
 
 
 def load_info(info_path):

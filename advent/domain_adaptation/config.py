@@ -283,6 +283,10 @@ def experiment_name(c, exp_suffix=''):
 def finalize_paths(c, exp_suffix=''):
     """Fill in the derived defaults: EXP_NAME, the snapshot folders, the pseudo-label folder."""
     c.EXP_NAME = experiment_name(c, exp_suffix)
+    if c.EXP_NAME in ('.', '..') or any(sep in c.EXP_NAME for sep in ('/', '\\', '\0')):
+        # the name becomes a folder under EXP_ROOT_SNAPSHOT: it must not lead elsewhere
+        raise ConfigError(f'EXP_NAME (with --exp-suffix) {c.EXP_NAME!r} must be a plain folder name, '
+                          f'without path separators or "..": it names a folder under EXP_ROOT_SNAPSHOT')
     if c.TRAIN.SNAPSHOT_DIR == '':
         c.TRAIN.SNAPSHOT_DIR = str(Path(c.EXP_ROOT_SNAPSHOT) / c.EXP_NAME)
     if c.TEST.SNAPSHOT_DIR[0] == '':

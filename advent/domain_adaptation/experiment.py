@@ -17,7 +17,8 @@ from advent.domain_adaptation.eval_UDA import evaluate_domain_adaptation
 from advent.domain_adaptation.train_UDA import find_resume_state, train_domain_adaptation
 from advent.model.deeplabv2 import MODEL_VARIANTS, get_deeplab_v2
 from advent.utils import distributed
-from advent.utils.serialization import atomic_write_text, load_checkpoint, load_model_weights
+from advent.utils.serialization import (CheckpointError, atomic_write_text, check_state_dict, load_checkpoint,
+                                        load_model_weights)
 
 
 def build_segmenter(name, num_classes, multi_level):
@@ -92,7 +93,12 @@ def run_training(cfg, random_train=False, resume=False):
             print(f'--resume: no training state in {snapshot_dir}; starting from iteration 0')
         else:
             print(f'--resume: continuing from {state_path}')
-            resume_state = load_checkpoint(state_path)
+            resume_state = load_resume_state(state_path, cfg, model)
+            if resume_state['iteration'] >= cfg.TRAIN.EARLY_STOP - 1:
+                print(f'--resume: the run in {snapshot_dir} is complete (iteration {resume_state["iteration"]}); '
+                      f'nothing to do')
+                distributed.cleanup()
+                return
     if distributed.is_main_process():
         snapshot_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(snapshot_dir / 'train_cfg.yml', dump_yaml(cfg))
@@ -102,6 +108,25 @@ def run_training(cfg, random_train=False, resume=False):
         train_domain_adaptation(model, source_loader, target_loader, cfg, resume_state=resume_state)
     finally:
         distributed.cleanup()
+
+
+RESUME_KEYS = ('iteration', 'model', 'optimizer', 'discriminators', 'optimizers_d', 'scaler', 'rng',
+               'source_data', 'target_data')
+
+
+def load_resume_state(path, cfg, model):
+    """A training state (train_UDA.save_training_state), checked against this config."""
+    state = load_checkpoint(path)
+    missing = [key for key in RESUME_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CheckpointError(f'training state {path} lacks {missing[0]!r}: expected a train_state_<i>.pth '
+                              f'written by advent training')
+    expected = ['d_aux', 'd_main'] if cfg.TRAIN.DA_METHOD == 'AdvEnt' else []
+    if sorted(state['discriminators']) != expected:
+        raise CheckpointError(f'training state {path} holds the discriminators {sorted(state["discriminators"])}, '
+                              f'TRAIN.DA_METHOD {cfg.TRAIN.DA_METHOD} expects {expected}: another run in this folder?')
+    check_state_dict(model, state['model'], f'{path} (model)')
+    return state
 
 
 def run_evaluation(cfg):

@@ -9,6 +9,8 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
+import warnings
 from pathlib import Path
 
 import torch
@@ -30,12 +32,42 @@ def atomic_path(path):
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; keep the usual permissions
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+_UMASK_LOCK = threading.Lock()  # os.umask can only be read by setting it: one thread at a time
+
+
+def _current_umask():
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def check_writable_dir(path, what='output folder'):
+    """Fail early, and without creating anything, when `path` cannot become a writable folder:
+    probe the folder, or its nearest existing parent, with a temporary file."""
+    path = Path(path)
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f'{what} {path}: {existing} is not a folder')
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.write-probe.', suffix='.tmp', dir=existing)
+    except OSError as e:
+        raise UserError(f'{what} {path}: cannot write in {existing} ({e.strerror or e})') from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def atomic_write_text(path, text):
@@ -76,10 +108,24 @@ def load_checkpoint(path):
     if not path.is_file():
         raise CheckpointError(f'checkpoint {path} does not exist')
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        with warnings.catch_warnings():  # e.g. about the pickle protocol of old files: the error says enough
+            warnings.simplefilter('ignore')
+            return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:  # torch raises several types for corrupt or unsafe files
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f'cannot load checkpoint {path} safely (weights_only=True): {first_line}') from None
+        raise CheckpointError(f'cannot load checkpoint {path} safely (weights_only=True): {_load_failure(e)}') from None
+
+
+def _load_failure(error):
+    """The informative line of a torch.load error."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if lines[0].startswith('Weights only load failed'):
+        details = [line for line in lines[1:]
+                   if not line.startswith(('Please file an issue', 'Check the documentation'))]
+        return ('it is corrupt or holds more than tensors and plain containers'
+                + (f' ({details[0]})' if details else ''))
+    return lines[0]
 
 
 def convert_imagenet_init(state_dict):

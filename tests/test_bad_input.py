@@ -433,12 +433,12 @@ def _(ctx):
     return 'intrada-train', ['--cfg', ctx.stage3()], [str(missing), 'does not exist']
 
 
-@case('pseudo_label_of_another_shape', during_run=True)
+@case('pseudo_label_in_colour', during_run=True)
 def _(ctx):
     label = ctx.rank / 'color_masks' / tinydata.CS_TRAIN[0].split('/')[-1]
-    Image.fromarray(np.zeros((64, 64), np.uint8)).save(label)
+    Image.fromarray(np.zeros((tinydata.H, tinydata.W, 3), np.uint8)).save(label)
     return 'intrada-train', ['--cfg', ctx.stage3(TRAIN={'DA_METHOD': 'SourceOnly'})], \
-        [str(label), '64x64', 'aspect ratio']
+        [str(label), 'mode RGB', 'single-channel']
 
 
 @case('pseudo_label_with_an_unknown_class', during_run=True)

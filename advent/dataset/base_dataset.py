@@ -85,10 +85,10 @@ def image_size_of(file, what):
 class BaseDataset(data.Dataset):
     # Shown after a missing-path error; subclasses describe their folder layout.
     LAYOUT = ''
-    # How a label's size must relate to its image's: 'same' (Cityscapes gtFine), 'aspect'
-    # (the same shape at any scale: pseudo-labels are written at the training input size) or
-    # None (not checked: GTA5 has a few real image/label size mismatches, resized as the original did).
-    LABEL_SIZE_CHECK = None
+    # Whether a label must have its image's exact size (Cityscapes gtFine). Not checked for
+    # GTA5 (a few real image/label size mismatches, resized as the original did) nor for
+    # pseudo-labels (stage 2 writes them at the training input size, of any shape).
+    LABEL_SIZE_MUST_MATCH = False
 
     def __init__(self, root, list_path, set_, max_iters, image_size, labels_size, mean):
         self.root = Path(root)
@@ -133,21 +133,17 @@ class BaseDataset(data.Dataset):
         img_file, label_file, name = self.files[index]
         label = self.get_train_ids(label_file)
         image = self.preprocess(self.get_image(img_file))
-        if self.LABEL_SIZE_CHECK and getattr(self, 'load_labels', True):
+        if self.LABEL_SIZE_MUST_MATCH and getattr(self, 'load_labels', True):
             self.check_label_size(img_file, label_file)
         return image.copy(), label, np.array(image.shape), name
 
     def check_label_size(self, img_file, label_file):
-        """Refuse a label that cannot belong to its image (see LABEL_SIZE_CHECK)."""
+        """Refuse a label that cannot belong to its image."""
         iw, ih = image_size_of(img_file, 'image')
         lw, lh = image_size_of(label_file, 'label')
-        if self.LABEL_SIZE_CHECK == 'same' and (lw, lh) != (iw, ih):
+        if (lw, lh) != (iw, ih):
             raise DatasetError(f'label {label_file} is {lw}x{lh}, its image {img_file} is {iw}x{ih}: '
                                f'expected the same size')
-        # 'aspect': one scale for both sides, up to a pixel of rounding on each
-        if self.LABEL_SIZE_CHECK == 'aspect' and abs(lw * ih - lh * iw) > iw + ih:
-            raise DatasetError(f'label {label_file} is {lw}x{lh}, its image {img_file} is {iw}x{ih}: '
-                               f'expected the same aspect ratio (a label of this image at any scale)')
 
     def get_train_ids(self, label_file):
         """The label map of one item in train ids (255 = ignore)."""

@@ -14,7 +14,7 @@ class CityscapesDataSet(BaseDataset):
     file is ever opened and the label is an all-255 (ignore) map."""
     LAYOUT = ('ROOT/leftImg8bit/SET/CITY/X_leftImg8bit.png and, for labelled sets, '
               'ROOT/gtFine/SET/CITY/X_gtFine_labelIds.png')
-    LABEL_SIZE_CHECK = 'same'
+    LABEL_SIZE_MUST_MATCH = True
 
     def __init__(self, root, list_path, set='val', max_iters=None, crop_size=(321, 321),
                  mean=(128, 128, 128), load_labels=True, info_path=DEFAULT_INFO_PATH, labels_size=None):
@@ -40,7 +40,7 @@ class CityscapesPseudoDataSet(CityscapesDataSet):
     (PSEUDO_DIR/<file name of the image>, 8-bit train ids)."""
     LAYOUT = ('ROOT/leftImg8bit/SET/CITY/X_leftImg8bit.png with its pseudo-label '
               'PSEUDO_DIR/X_leftImg8bit.png (8-bit train ids, written by entropy_rank/entropy.py)')
-    LABEL_SIZE_CHECK = 'aspect'
+    LABEL_SIZE_MUST_MATCH = False
 
     def __init__(self, root, list_path, pseudo_label_dir, set='train', max_iters=None, crop_size=(321, 321),
                  mean=(128, 128, 128), info_path=DEFAULT_INFO_PATH, labels_size=None):

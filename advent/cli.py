@@ -4,6 +4,7 @@ A failure the user can fix (a bad config, a missing file, a diverged loss) print
 line `error: ...` naming the culprit and exits with status 2; `--debug` shows the traceback.
 """
 import argparse
+import os
 import pprint
 import sys
 import traceback
@@ -103,8 +104,9 @@ def _train(args):
             cfg.TRAIN.TENSORBOARD_VIZRATE = args.viz_every_iter
     else:
         cfg.TRAIN.TENSORBOARD_LOGDIR = ''
-    print('Using config:')
-    pprint.pprint(to_plain(cfg))
+    if os.environ.get('RANK', '0') == '0':  # under torchrun, rank 0 alone prints
+        print('Using config:')
+        pprint.pprint(to_plain(cfg))
     run_training(cfg, random_train=args.random_train, resume=args.resume)
 
 

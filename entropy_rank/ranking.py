@@ -7,9 +7,11 @@ the first int(N * lambda1) names are the easy split, the rest the hard split. Ev
 image's argmax is saved as its pseudo-label (color_masks/<file name>) with a colour
 version (color_masks/<stem>_color.png).
 """
+import collections
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -19,7 +21,7 @@ from torch import nn
 from torch.utils import data
 from tqdm import tqdm
 
-from advent.domain_adaptation.eval_UDA import load_for_evaluation
+from advent.domain_adaptation.eval_UDA import argmax_channels, load_for_evaluation
 from advent.errors import UserError
 from advent.utils.func import prob_2_entropy
 from advent.utils.serialization import atomic_write_text, check_writable_dir, json_dump, save_image
@@ -33,12 +35,89 @@ class RankingError(UserError, ValueError):
     pass
 
 
-def normalizer(prediction, rare_classes=RARE_CLASSES):
-    """(11 - k) / 11 + 0.5 for an argmax map holding k of the rare classes (any size)."""
+def rare_class_count(prediction, rare_classes=RARE_CLASSES):
+    """How many of the rare classes an argmax map (any size) holds: a 0-d tensor on its
+    device, computed there without waiting for it."""
     present = torch.zeros(256, dtype=torch.bool, device=prediction.device)
     present[prediction.flatten().long()] = True
-    k = int(present[list(rare_classes)].sum())
+    return present[torch.tensor(rare_classes, device=prediction.device)].sum()
+
+
+def normalizer_from_count(k, rare_classes=RARE_CLASSES):
     return (len(rare_classes) - k) / float(len(rare_classes)) + 0.5
+
+
+def normalizer(prediction, rare_classes=RARE_CLASSES):
+    """(11 - k) / 11 + 0.5 for an argmax map holding k of the rare classes (any size)."""
+    return normalizer_from_count(int(rare_class_count(prediction, rare_classes)), rare_classes)
+
+
+class ImageWriter:
+    """Saves images on a few threads, each save atomic (save_image), so that encoding PNGs
+    does not hold up the device. At most `max_pending` saves wait; the first failure is
+    raised by `submit` or on leaving the `with` block, which waits for every save."""
+
+    def __init__(self, workers=None, max_pending=32):
+        self.pool = ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1), thread_name_prefix='png-writer')
+        self.max_pending = max_pending
+        self.pending = collections.deque()
+
+    def submit(self, fn, *args):
+        while len(self.pending) >= self.max_pending:
+            self.pending.popleft().result()
+        self.pending.append(self.pool.submit(fn, *args))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            while self.pending:
+                future = self.pending.popleft()
+                if exc_type is None:
+                    future.result()
+                else:
+                    future.cancel()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        return False
+
+
+class _HostCopy:
+    """One image's results on their way to the host: non-blocking copies into pinned
+    memory on CUDA (read after an event), the tensors themselves elsewhere."""
+
+    def __init__(self, name, mean_entropy, prediction, rare):
+        self.name = name
+        tensors = [mean_entropy, prediction] + ([] if rare is None else [rare])
+        self.event = None
+        if prediction.is_cuda:
+            tensors = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
+                       for t in tensors]
+            self.event = torch.cuda.Event()
+            self.event.record()
+        self.tensors = tensors
+
+    def get(self):
+        if self.event is not None:
+            self.event.synchronize()
+        return self.tensors
+
+
+def _save_masks(mask, mask_dir, name):
+    mask_name, color_name = pseudo_label_names(name)
+    save_image(Image.fromarray(mask), mask_dir / mask_name)
+    save_image(colorize_mask(mask), mask_dir / color_name)
+
+
+def _finish_image(result, records, writer, mask_dir):
+    """Record one image's score (the same float arithmetic as the original) and queue its PNGs."""
+    mean_entropy, prediction, *rare = result.get()
+    mean_entropy = mean_entropy.item()
+    factor = normalizer_from_count(int(rare[0])) if rare else 1
+    records.append({'name': result.name, 'score': mean_entropy * factor, 'mean_entropy': mean_entropy,
+                    'normalizer': factor})
+    writer.submit(_save_masks, prediction.numpy(), mask_dir, result.name)
 
 
 def split_by_entropy(scores, lambda1):
@@ -94,18 +173,23 @@ def _rank_into(model, dataset, input_size, device, mask_dir, normalize, lambda1,
     interp = nn.Upsample(size=(input_size[1], input_size[0]), mode='bilinear', align_corners=True)
     records = []
     model.eval()
-    for image, _, _, names in tqdm(loader, desc='entropy ranking'):
-        with torch.no_grad():
-            pred_main = interp(model(image.to(device, non_blocking=True))[1])
-            entropy = prob_2_entropy(F.softmax(pred_main, dim=1))
-            prediction = pred_main.argmax(1)[0]
-            factor = normalizer(prediction) if normalize else 1
-            records.append({'name': names[0], 'score': entropy.mean().item() * factor,
-                            'mean_entropy': entropy.mean().item(), 'normalizer': factor})
-        mask = prediction.to(torch.uint8).cpu().numpy()
-        mask_name, color_name = pseudo_label_names(names[0])
-        save_image(Image.fromarray(mask), mask_dir / mask_name)
-        save_image(colorize_mask(mask), mask_dir / color_name)
+    # The device never waits for the host: each image's results (mean entropy, rare-class
+    # count, uint8 argmax) are copied to the host without blocking, and read only after the
+    # next image has been queued; the PNGs are written by a few threads.
+    pending = None
+    with ImageWriter() as writer:
+        for image, _, _, names in tqdm(loader, desc='entropy ranking'):
+            with torch.no_grad():
+                pred_main = interp(model(image.to(device, non_blocking=True))[1])
+                mean_entropy = prob_2_entropy(F.softmax(pred_main, dim=1)).mean()
+                prediction = argmax_channels(pred_main)[0].to(torch.uint8)
+                rare = rare_class_count(prediction) if normalize else None
+            current = _HostCopy(names[0], mean_entropy, prediction, rare)
+            if pending is not None:
+                _finish_image(pending, records, writer, mask_dir)
+            pending = current
+        if pending is not None:
+            _finish_image(pending, records, writer, mask_dir)
     easy, hard = split_by_entropy([(r['name'], r['score']) for r in records], lambda1)
     return easy, hard, records
 

@@ -108,6 +108,7 @@ def default_config():
     c.TEST.OUTPUT_SIZE_TARGET = [2048, 1024]
     c.TEST.INFO_TARGET = str(DATASET_DIR / 'cityscapes_list' / 'info.json')
     c.TEST.WAIT_MODEL = True
+    c.TEST.CACHE_LABELS = True       # best mode: decode the val labels once per run (memory permitting)
     return c
 
 

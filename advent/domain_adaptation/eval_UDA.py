@@ -4,9 +4,11 @@
 there are several models); 'best' walks model_{k}.pth in the snapshot folder, caches
 each snapshot's per-class IoU in all_res.json (a rerun skips it) and reports the best.
 
-The work stays on the device: upsampling, argmax and the confusion matrix (a bincount)
-never move a full-resolution score map to the host. The result is the one the
-original's numpy path gives (same argmax, same counts); tests/test_eval.py checks it.
+The work stays on the device: upsampling, argmax and the confusion matrix (a bincount,
+a scatter-add on CUDA) never move a full-resolution score map to the host, and nothing in
+the loop waits for the device. In best mode the labels are decoded once per run
+(TEST.CACHE_LABELS, LabelCache). The result is the one the original's numpy path gives
+(same argmax, same counts); tests/test_fast_paths.py checks it.
 """
 import math
 import time
@@ -15,11 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.utils import data
 from tqdm import tqdm
 
+from advent.dataset.base_dataset import BaseDataset
 from advent.errors import UserError
 from advent.utils import distributed
-from advent.utils.func import per_class_iu
+from advent.utils.func import fast_hist, per_class_iu
 from advent.utils.serialization import json_dump, json_load, load_model_weights
 
 CACHE_NAME = 'all_res.json'
@@ -44,23 +48,132 @@ def evaluate_domain_adaptation(models, test_loader, cfg, fixed_test_size=True, v
     raise NotImplementedError(f'TEST.MODE {cfg.TEST.MODE!r}')
 
 
-def confusion_matrix(models, weights, test_loader, num_classes, device, interp, fixed_test_size, desc=''):
-    """num_classes x num_classes counts (rows = label, columns = prediction), int64 on the host."""
-    hist = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
-    for image, label, _, _ in tqdm(test_loader, desc=desc, leave=False):
+def confusion_matrix(models, weights, test_loader, num_classes, device, interp, fixed_test_size, desc='',
+                     labels=None, keep_labels=None):
+    """num_classes x num_classes counts (rows = label, columns = prediction), int64 on the host.
+
+    labels: the labels of the loader's batches, in order (see LabelCache); the labels the
+    loader yields are then ignored. keep_labels: a list that receives every batch's label
+    (uint8, on the host) for a later pass."""
+    # one extra bin collects the pixels whose label is not a class (255, ...)
+    hist = torch.zeros(num_classes * num_classes + 1, dtype=torch.int64, device=device)
+    for index, (image, label, _, _) in enumerate(tqdm(test_loader, desc=desc, leave=False)):
+        if labels is not None:
+            label = labels[index]
+        elif keep_labels is not None:
+            keep_labels.append(compact_labels(label, num_classes))
         image = image.to(device, non_blocking=True)
         label = label.to(device, non_blocking=True)
         upsample = interp or nn.Upsample(size=tuple(label.shape[1:]), mode='bilinear', align_corners=True)
         with torch.no_grad():
+            # the original's arithmetic (weight * scores, summed in model order), in place;
+            # a weight of 1 changes no value and is skipped
             output = None
             for model, weight in zip(models, weights):
-                scores = weight * upsample(model(image)[1])
-                output = scores if output is None else output + scores
-            prediction = output.argmax(1)
-        label = label.long()
-        valid = (label >= 0) & (label < num_classes)
-        hist += torch.bincount(num_classes * label[valid] + prediction[valid], minlength=num_classes ** 2)
-    return hist.view(num_classes, num_classes).cpu().numpy()
+                scores = upsample(model(image)[1])
+                if weight != 1:
+                    scores.mul_(weight)
+                output = scores if output is None else output.add_(scores)
+                del scores
+            prediction = argmax_channels(output)
+            del output  # the full-resolution score map goes before the next image's arrives
+        accumulate_hist(hist, label, prediction, num_classes)
+    return hist[:-1].view(num_classes, num_classes).cpu().numpy()
+
+
+def argmax_channels(scores):
+    """Argmax over the class dimension of NCHW scores: the first maximum, as np.argmax.
+    On the CPU torch.max(dim) gives the same indices several times faster than
+    torch.argmax, which is slow over a dimension that is not the innermost."""
+    return scores.max(1).indices if scores.device.type == 'cpu' else scores.argmax(1)
+
+
+def accumulate_hist(hist, label, prediction, num_classes, scatter=None):
+    """Add one batch to a flat (num_classes ** 2 + 1) count vector, on its device; pixels
+    with a label outside [0, num_classes) are not counted (on CUDA they land in the last
+    bin). On an accelerator (scatter=None) a scatter-add, which, unlike bincount or boolean
+    indexing, never waits for the device; on the CPU numpy's bincount (fast_hist), the
+    fastest there."""
+    if not (hist.device.type != 'cpu' if scatter is None else scatter):
+        counts = fast_hist(label.numpy().ravel(), prediction.numpy().ravel(), num_classes)
+        hist[:-1] += torch.from_numpy(counts.ravel())
+        return
+    label = label.long()
+    index = torch.where((label >= 0) & (label < num_classes), num_classes * label + prediction,
+                        num_classes * num_classes).flatten()
+    hist.scatter_add_(0, index, torch.ones_like(index))
+
+
+def compact_labels(label, num_classes):
+    """A label batch as uint8 (classes kept, every other value 255): 1 byte a pixel instead of 8."""
+    label = torch.as_tensor(label)
+    return torch.where((label >= 0) & (label < num_classes), label, 255).to(torch.uint8)
+
+
+class ImagesOnly(data.Dataset):
+    """The images of a labelled dataset (items as the dataset's, the label a dummy 0):
+    the evaluation decodes the labels only once (LabelCache)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        img_file, _, name = self.dataset.files[index]
+        image = self.dataset.preprocess(self.dataset.get_image(img_file))
+        return image.copy(), 0, np.array(image.shape), name
+
+
+class LabelCache:
+    """Val labels decoded once per run: the first evaluated snapshot keeps them in memory
+    (uint8, width x height bytes an image), later snapshots load only the images. Used when
+    the loader goes through a standard dataset in order and the labels take at most a
+    quarter of the memory available."""
+
+    def __init__(self, test_loader, num_classes):
+        self.test_loader = test_loader
+        self.num_classes = num_classes
+        self.labels = None
+        self.enabled = self._usable(test_loader)
+
+    @staticmethod
+    def _usable(loader):
+        dataset = loader.dataset
+        if not (isinstance(dataset, BaseDataset) and type(dataset).__getitem__ is BaseDataset.__getitem__
+                and isinstance(loader.sampler, data.SequentialSampler)):
+            return False
+        needed = len(dataset) * dataset.labels_size[0] * dataset.labels_size[1]
+        available = _available_memory()
+        return available is not None and needed <= available // 4
+
+    def confusion_matrix(self, models, weights, device, interp, fixed_test_size, desc=''):
+        loader = self.test_loader
+        if not self.enabled:
+            return confusion_matrix(models, weights, loader, self.num_classes, device, interp, fixed_test_size, desc)
+        if self.labels is None:
+            kept = []
+            hist = confusion_matrix(models, weights, loader, self.num_classes, device, interp, fixed_test_size,
+                                    desc, keep_labels=kept)
+            self.labels = kept
+            return hist
+        images = data.DataLoader(ImagesOnly(loader.dataset), batch_size=loader.batch_size,
+                                 num_workers=loader.num_workers, pin_memory=loader.pin_memory)
+        return confusion_matrix(models, weights, images, self.num_classes, device, interp, fixed_test_size, desc,
+                                labels=self.labels)
+
+
+def _available_memory():
+    """Bytes of memory available (Linux /proc/meminfo), or None when unknown."""
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def miou_percent(ious, classes=None):
@@ -175,6 +288,8 @@ def eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose
         raise EvaluationError(f'snapshot folder {snapshot_dir} does not exist (TEST.SNAPSHOT_DIR)')
     results = load_results_cache(snapshot_dir)
     class_names = test_loader.dataset.class_names
+    label_cache = LabelCache(test_loader, cfg.NUM_CLASSES)
+    label_cache.enabled = label_cache.enabled and cfg.TEST.get('CACHE_LABELS', True)
     cur_best_miou, cur_best_model = -1, ''
     for i_iter in snapshot_iterations(cfg):
         restore_from = snapshot_dir / f'model_{i_iter}.pth'
@@ -188,8 +303,7 @@ def eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose
         print('Evaluating model', restore_from)
         if i_iter not in results:
             load_for_evaluation(models[0], restore_from, device)
-            hist = confusion_matrix(models, [1.0], test_loader, cfg.NUM_CLASSES, device, interp,
-                                    fixed_test_size, desc=f'model_{i_iter}')
+            hist = label_cache.confusion_matrix(models, [1.0], device, interp, fixed_test_size, desc=f'model_{i_iter}')
             results[i_iter] = per_class_iu(hist)
             save_results_cache(snapshot_dir, results, class_names)
             write_iou_table(snapshot_dir / f'model_{i_iter}_iou.json', restore_from, results[i_iter], class_names)

@@ -93,11 +93,18 @@ def train_loop(model, source_loader, target_loader, cfg, resume_state=None):
     optimizers_d = {name: torch.optim.Adam(d.parameters(), lr=cfg.TRAIN.LEARNING_RATE_D, betas=(0.9, 0.99))
                     for name, d in (('d_aux', d_aux), ('d_main', d_main)) if d is not None}
 
-    # Under torchrun, DDP averages the gradients of every backward pass over the ranks.
-    # The discriminators are called unwrapped while frozen (no gradient to reduce).
+    # Under torchrun, DDP averages the gradients of every backward pass over the ranks (each
+    # rank holds the same accumulated gradient after each of them, so the two forward /
+    # backward pairs per iteration stay in step). The discriminators are called unwrapped
+    # while frozen (no gradient to reduce). BatchNorm buffers are not broadcast from rank 0 at
+    # every forward pass: each rank normalises with its own batch, as a single process does,
+    # and the running statistics are averaged over the ranks after every step. A world of one
+    # is not wrapped at all: it runs exactly as a plain process.
     seg, d_aux_train, d_main_train = model, d_aux, d_main
     if world_size > 1:
-        ddp_kwargs = {'device_ids': [device.index]} if device.type == 'cuda' else {}
+        ddp_kwargs = {'broadcast_buffers': False}
+        if device.type == 'cuda':
+            ddp_kwargs['device_ids'] = [device.index]
         seg = nn.parallel.DistributedDataParallel(model, **ddp_kwargs)
         if method == 'AdvEnt':
             d_aux_train = nn.parallel.DistributedDataParallel(d_aux, **ddp_kwargs)
@@ -213,6 +220,8 @@ def train_loop(model, source_loader, target_loader, cfg, resume_state=None):
         if 'd_main' in optimizers_d:
             scaler.step(optimizers_d['d_main'])
         scaler.update()
+        if world_size > 1:
+            distributed.average_buffers(model)
         progress.set_postfix({k.replace('loss_', ''): f'{v:.3f}' for k, v in values.items()}, refresh=False)
 
         # 6. snapshots
@@ -241,7 +250,9 @@ def check_finite(losses, i_iter, snapshot_dir):
     """Loss values as floats; a NaN or Inf stops training before the step is applied."""
     if not losses:
         return {}
-    values = dict(zip(losses, torch.stack([loss.detach().float() for loss in losses.values()]).tolist()))
+    # Under DDP the mean over the ranks: every rank logs the same values and stops together.
+    stacked = distributed.all_reduce_mean(torch.stack([loss.detach().float() for loss in losses.values()]))
+    values = dict(zip(losses, stacked.tolist()))
     for name, value in values.items():
         if not math.isfinite(value):
             raise TrainingDiverged(f'iteration {i_iter}: {name} is {value}; training stopped, the last good '

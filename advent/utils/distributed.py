@@ -49,6 +49,34 @@ def broadcast_int(value):
     return int(tensor.item())
 
 
+def all_reduce_mean(tensor):
+    """The mean of `tensor` over the ranks (the tensor itself in a world of one)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return tensor
+    tensor = tensor.clone()
+    dist.all_reduce(tensor)
+    return tensor / dist.get_world_size()
+
+
+def average_buffers(module):
+    """Average the floating-point buffers (BatchNorm running statistics) over the ranks, in
+    one all-reduce. Each rank normalises with its own batch's statistics, as a single
+    process does, and the running statistics become those of the mean of the ranks' batch
+    statistics, identical on every rank."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return
+    buffers = [b for b in module.buffers() if b.is_floating_point()]
+    if not buffers:
+        return
+    flat = torch.cat([b.detach().reshape(-1).float() for b in buffers])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for b in buffers:
+        b.data.copy_(flat[offset:offset + b.numel()].view_as(b))
+        offset += b.numel()
+
+
 def barrier():
     if dist.is_initialized():
         dist.barrier()

@@ -46,7 +46,7 @@ from intrada.synthetic import generate_benchmark
 # source-only / BN-only / AdvEnt from the same snapshot, then 'intra' IntraDA iterations.
 SETTINGS = {
     'full': dict(n_source=600, n_target_train=400, n_target_val=300, size=(128, 64), batch=4,
-                 warmup=600, adapt=300, intra=300, every=50, last_k=3, model='DeepLabv2-tiny'),
+                 warmup=500, adapt=200, intra=200, every=100, last_k=2, model='DeepLabv2-tiny'),
     'quick': dict(n_source=40, n_target_train=30, n_target_val=20, size=(128, 64), batch=2,
                   warmup=20, adapt=10, intra=10, every=10, last_k=1, model='DeepLabv2-tiny'),
 }

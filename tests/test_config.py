@@ -236,3 +236,17 @@ def test_cfg_from_file_merges_into_global(tmp_path, monkeypatch):
     assert fresh.NUM_CLASSES == 16 and fresh.TRAIN.LEARNING_RATE_D == pytest.approx(1e-3)
     with pytest.raises(ConfigError, match='BOGUS'):
         cfg_from_file(write(tmp_path, 'BOGUS: 1\n', 'bad.yml'))
+
+
+def test_list_entries_are_type_checked_and_named(tmp_path):
+    import pytest
+    from advent.domain_adaptation.config import ConfigError, load_config
+    for body, key in (('TEST:\n  RESTORE_FROM: [1]\n', 'TEST.RESTORE_FROM[0]'),
+                      ('TEST:\n  MULTI_LEVEL: [true, 3]\n', 'TEST.MULTI_LEVEL[1]'),
+                      ('TEST:\n  MODEL_WEIGHT: [0.5, a]\n', 'TEST.MODEL_WEIGHT[1]')):
+        path = tmp_path / 'bad.yml'
+        path.write_text(body)
+        with pytest.raises(ConfigError, match=key.replace('[', r'\[').replace(']', r'\]')):
+            load_config(str(path))
+    path.write_text('TEST:\n  MODEL_WEIGHT: [1, 0.5]\n')  # ints are fine where floats are expected
+    assert load_config(str(path)).TEST.MODEL_WEIGHT == [1.0, 0.5]

@@ -142,7 +142,10 @@ def _coerce(key, value, default, source):
     if isinstance(default, (list, tuple)):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f'{where}{key} must be a list, got {type(value).__name__} {value!r}')
-        return list(value)
+        if not default:
+            return list(value)
+        # every entry must fit the type of the default's entries (str paths, bool flags, float weights)
+        return [_coerce(f'{key}[{i}]', item, default[0], source) for i, item in enumerate(value)]
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f'{where}{key} must be true or false, got {value!r}')

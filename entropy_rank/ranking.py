@@ -210,6 +210,10 @@ def run_ranking(cfg, best_iter, normalize, lambda1, out_dir):
     from advent.utils import distributed
     if not 0.0 <= lambda1 <= 1.0:
         raise RankingError(f'--lambda1 must lie in [0, 1], got {lambda1}')
+    if normalize and cfg.NUM_CLASSES != 19:
+        # the rare classes are Cityscapes' 19-class train ids
+        raise RankingError(f'--normalize True needs the 19 Cityscapes classes, the config has NUM_CLASSES '
+                           f'{cfg.NUM_CLASSES}; rank with --normalize False')
     check_writable_dir(out_dir, '--out-dir')  # before any work
     snapshot_dir = Path(cfg.TRAIN.SNAPSHOT_DIR)
     if best_iter is None:

@@ -72,3 +72,13 @@ def parity_trees(tmp_path_factory):
     """The tiny GTA5 / Cityscapes trees of the parity data (make_trees.py)."""
     import make_trees
     return make_trees.make_trees(str(tmp_path_factory.mktemp('parity') / 'trees'))
+
+
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """Tiny in-process runs are fastest on one thread (and then compare among themselves)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

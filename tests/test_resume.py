@@ -33,13 +33,7 @@ EXP = 'run'  # EXP_NAME: the snapshot folder is <snap root>/run
 ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONWARNINGS='ignore')
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """The tiny runs are fastest on one thread (and the in-process runs compare among themselves)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 @pytest.fixture(scope='module')
@@ -73,7 +67,7 @@ def train_subprocess(cfg_path, *extra, stderr=subprocess.PIPE):
 
 
 @pytest.fixture(scope='module')
-def reference_run(tree, tmp_path_factory, one_thread):
+def reference_run(tree, tmp_path_factory, one_torch_thread):
     """An uninterrupted AdvEnt run: 11 iterations, snapshots every 2. In-process on one
     thread, as the subprocesses run (OMP_NUM_THREADS=1): the CPU kernels give the same bits."""
     tmp = tmp_path_factory.mktemp('ref')

@@ -20,12 +20,7 @@ from advent.utils.serialization import CheckpointError, load_checkpoint, load_mo
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 class Payload:

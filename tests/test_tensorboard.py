@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -27,6 +26,9 @@ LOSS_TAGS = {
     'MinEnt': ['data/loss_seg_src_aux', 'data/loss_seg_src_main', 'data/loss_ent_aux', 'data/loss_ent_main'],
 }
 
+
+
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory, parity_trees):
@@ -60,12 +62,7 @@ def test_losses_and_images_are_logged(method, setup, tmp_path):
     cfg = load_config(write_yaml(tmp_path / 'cfg.yml', config_dict(
         trees, init, tmp_path, method, TENSORBOARD_LOGDIR=str(logdir), TENSORBOARD_VIZRATE=1)))
     finalize_paths(cfg)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        experiment.run_training(cfg)
-    finally:
-        torch.set_num_threads(threads)
+    experiment.run_training(cfg)
     acc = read_events(logdir)
     tags = acc.Tags()
     # iterations 0 and 1 are logged; iteration 2 takes the snapshot and stops
@@ -101,12 +98,7 @@ def test_vizrate_spaces_the_images(setup, tmp_path):
         trees, init, tmp_path, 'MinEnt', TENSORBOARD_LOGDIR=str(logdir), TENSORBOARD_VIZRATE=2,
         EARLY_STOP=4, SAVE_PRED_EVERY=4)))
     finalize_paths(cfg)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        experiment.run_training(cfg)
-    finally:
-        torch.set_num_threads(threads)
+    experiment.run_training(cfg)
     acc = read_events(logdir)
     assert [e.step for e in acc.Scalars('data/loss_seg_src_main')] == [0, 1, 2, 3]
     for tag in IMAGE_TAGS:
@@ -122,14 +114,9 @@ def test_train_command_logs_only_with_the_flag(setup, tmp_path):
     trees, init = setup
     on = config_dict(trees, init, tmp_path / 'on')
     off = config_dict(trees, init, tmp_path / 'off', TENSORBOARD_LOGDIR=str(tmp_path / 'off' / 'tb'))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert train_main(['--cfg', str(write_yaml(tmp_path / 'on.yml', on)), '--tensorboard',
-                           '--viz-every-iter', '1']) == 0
-        assert train_main(['--cfg', str(write_yaml(tmp_path / 'off.yml', off))]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert train_main(['--cfg', str(write_yaml(tmp_path / 'on.yml', on)), '--tensorboard',
+                       '--viz-every-iter', '1']) == 0
+    assert train_main(['--cfg', str(write_yaml(tmp_path / 'off.yml', off))]) == 0
     acc = read_events(tmp_path / 'on' / 'logs' / 'tensorboard' / f'GTA2Cityscapes_{TINY}_AdvEnt')
     assert sorted(acc.Tags()['images']) == sorted(IMAGE_TAGS)
     assert [e.step for e in acc.Images('Prediction - T')] == [0, 1]

@@ -376,7 +376,7 @@ def print_table(results):
 def get_arguments(argv=None):
     parser = argparse.ArgumentParser(prog='python -m intrada.demo',
                                      description='IntraDA on generated street scenes: all stages, on the CPU')
-    parser.add_argument('--quick', action='store_true', help='a tiny run (about two minutes) to check the setup')
+    parser.add_argument('--quick', action='store_true', help='a tiny run that only checks the setup')
     parser.add_argument('--seed', type=int, default=0, help='data and training seed (default 0)')
     parser.add_argument('--out', default=str(PROJECT_ROOT / 'experiments' / 'demo'),
                         help='output folder (default: experiments/demo)')

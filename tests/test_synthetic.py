@@ -69,6 +69,48 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tree, tmp_path):
     assert sum(first[k] != other[k] for k in images) >= len(images) - 1
 
 
+# Pinned when the renderer was one module, so that reorganising its code cannot change a
+# pixel: the tree of the `tree` fixture (both domains, images, labels, lists, manifest;
+# night, rain, noise and motion blur among its hard images) and one scene per condition.
+TREE_SHA256 = 'e583987a232bafef6099f3a37d8e0147e288df660890730df643388b4b2a56f0'
+SCENE_SHA256 = {
+    ('source', 'normal'): 'b3d2b7995f09f8919de1d2d9631e864fbbf1394a9e13e2a426a8d53881be7d55',
+    ('target', 'normal'): 'a2a650cc36806bbd0260d0d8347559cee66d193d9ca7193843ed0149fc546d1b',
+    ('target', 'night'): '0a9cba1188b6b017bbbfd968a9dda946ffcca61070941ba2d2a5d4d00d205158',
+    ('target', 'rain'): 'f666060404e46ae1a0273b96221a31cd8d41a80fa29bd094af155b74382efecb',
+    ('target', 'noise'): '3ef37f1badb565b1a70cd4c8d7152729b089b78178d4be0c9fc2164c969af7f4',
+    ('target', 'motion_blur'): '1309b587d64c770459928fe876d889bf90dca5c3ff372f3f58edee6db6813625',
+    ('target', 'low_contrast'): '89d36dc2cb6ef475f11dc21451ae8eb84850b38397de83c78f5076c3e0042b70',
+}
+
+
+def _content_sha256(root):
+    """sha256 over every file's relative path and content; a PNG counts by its mode, size
+    and pixels, so that another zlib or PNG encoder does not read as a change."""
+    root = Path(root)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob('*') if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode())
+        if path.suffix == '.png':
+            with Image.open(path) as image:
+                digest.update(f'{image.mode} {image.size}'.encode() + image.tobytes())
+        else:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_rendered_tree_is_pinned(tree):
+    assert _content_sha256(tree['root']) == TREE_SHA256
+
+
+def test_rendered_scenes_are_pinned():
+    got = {}
+    for domain, condition in SCENE_SHA256:
+        rgb, labels = syn.render_scene(np.random.default_rng([12, 0]), domain, condition, SIZE)
+        got[domain, condition] = hashlib.sha256(rgb.tobytes() + labels.tobytes()).hexdigest()
+    assert got == SCENE_SHA256
+
+
 def test_generation_is_skipped_when_complete_and_redone_when_parameters_change(tmp_path):
     out = tmp_path / 'b'
     info = _tree(out, n_source=4, n_target_train=4, n_target_val=3)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from intrada import synthetic as syn  # noqa: E402
+from intrada.demo.synthetic import scene as syn  # noqa: E402
 
 SIZE = (128, 64)
 VALID_IDS = {0} | set(syn.TRAIN_ID_TO_LABEL_ID)

@@ -40,7 +40,7 @@ from advent.utils.func import prob_2_entropy
 from advent.utils.serialization import atomic_write_text, json_dump, json_load, save_image
 from advent.utils.viz_segmask import colorize_mask
 from entropy_rank import entropy as entropy_script
-from intrada.synthetic import generate_benchmark
+from intrada.demo.synthetic import generate_benchmark
 
 # Benchmark and schedule. 'warmup' source-only iterations, then 'adapt' iterations of
 # source-only / BN-only / AdvEnt from the same snapshot, then 'intra' IntraDA iterations.

@@ -1,0 +1,5 @@
+import sys
+
+from intrada.demo.stages import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+from intrada.demo.synthetic.scene import *  # noqa: F401,F403

@@ -1,0 +1,5 @@
+import sys
+
+from intrada.demo.synthetic.scene import main
+
+sys.exit(main())

@@ -2,7 +2,7 @@
 intrada/demo/synthetic/ (`python -m intrada.demo.synthetic`)."""
 import sys
 
-from intrada.demo.synthetic.scene import main
+from intrada.demo.synthetic.cli import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""The procedural GTA5 -> Cityscapes stand-in (intrada/synthetic.py): determinism, on-disk
+"""The procedural GTA5 -> Cityscapes stand-in (intrada/demo/synthetic/): determinism, on-disk
 formats, manifest, class coverage, domain gap, hard conditions, loading through the
 library's datasets. Small trees at 128 x 64; a few seconds on two cores."""
 import hashlib
@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from intrada.demo.synthetic import scene as syn  # noqa: E402
+from intrada.demo import synthetic as syn  # noqa: E402
+from intrada.demo.synthetic import cli, labels, writer  # noqa: E402
 
 SIZE = (128, 64)
 VALID_IDS = {0} | set(syn.TRAIN_ID_TO_LABEL_ID)
@@ -205,7 +206,7 @@ def test_manifest(tree):
 
 
 def test_hard_fraction_default_over_a_large_split():
-    conds = syn._conditions(0, 0, 400, 0.35)
+    conds = writer._conditions(0, 0, 400, 0.35)
     hard = [c for c in conds if c != 'normal']
     assert len(hard) == 140
     counts = {c: hard.count(c) for c in syn.HARD_CONDITIONS}
@@ -230,10 +231,10 @@ def test_scene_layout_is_a_street():
     for rgb, lab in _scenes('source', 6):
         h = lab.shape[0]
         top, bottom = lab[: h // 5], lab[-h // 4:]
-        assert (top == syn.SKY).mean() + np.isin(top, [syn.BUILDING, syn.VEG]).mean() > 0.6
-        assert (lab[: h // 3] == syn.ROAD).mean() < 0.02
-        assert (bottom == syn.ROAD).mean() > 0.3
-        assert (lab[h // 2:] == syn.SKY).mean() < 0.01
+        assert (top == labels.SKY).mean() + np.isin(top, [labels.BUILDING, labels.VEG]).mean() > 0.6
+        assert (lab[: h // 3] == labels.ROAD).mean() < 0.02
+        assert (bottom == labels.ROAD).mean() > 0.3
+        assert (lab[h // 2:] == labels.SKY).mean() < 0.01
 
 
 def _class_means(scenes, classes):
@@ -256,7 +257,7 @@ def _high_freq(img):
 
 def test_domain_gap():
     src, tgt = _scenes('source', 8), _scenes('target', 8)
-    classes = (syn.ROAD, syn.SIDEWALK, syn.BUILDING, syn.VEG, syn.SKY, syn.CAR)
+    classes = (labels.ROAD, labels.SIDEWALK, labels.BUILDING, labels.VEG, labels.SKY, labels.CAR)
     ms, mt = _class_means(src, classes), _class_means(tgt, classes)
     gaps = {syn.CLASS_NAMES[c]: np.linalg.norm(ms[c] - mt[c]) for c in classes}
     assert np.mean(list(gaps.values())) > 40, gaps
@@ -331,7 +332,7 @@ def test_loads_through_the_library_datasets(tree):
 def test_command_line(tmp_path, capsys):
     out = tmp_path / 'cli'
     sheet = tmp_path / 'sheet.png'
-    assert syn.main([str(out), '--seed', '3', '--n-source', '2', '--n-target-train', '3', '--n-target-val', '2',
+    assert cli.main([str(out), '--seed', '3', '--n-source', '2', '--n-target-train', '3', '--n-target-val', '2',
                      '--contact-sheet', str(sheet)]) == 0
     assert '"target_root"' in capsys.readouterr().out
     manifest = json.loads((out / 'manifest.json').read_text())

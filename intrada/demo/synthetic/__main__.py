@@ -1,5 +1,5 @@
 import sys
 
-from intrada.demo.synthetic.scene import main
+from intrada.demo.synthetic.cli import main
 
 sys.exit(main())

@@ -25,6 +25,6 @@ setup(
     extras_require={'test': ['pytest>=7']},
     entry_points={'console_scripts': [
         'intrada-pipeline=intrada.pipeline:main',
-        'intrada-demo=intrada.demo.stages:main',
+        'intrada-demo=intrada.demo.cli:main',
     ]},
 )

@@ -1,5 +1,5 @@
 import sys
 
-from intrada.demo.stages import main
+from intrada.demo.cli import main
 
 sys.exit(main())

@@ -7,26 +7,19 @@ make_tree(out) writes
   out/Cityscapes/leftImg8bit/{train,val}/<city>/<name>_leftImg8bit.png
   out/Cityscapes/gtFine/val/<city>/<name>_gtFine_labelIds.png
   out/lists/{gta5_all,cs_train,cs_val}.txt
-Several images per list, so the shuffled data order matters for training.
+Several images per list, so the shuffled data order matters for training. The writer is
+the parity data's (tests/data/parity/make_trees.py, on sys.path through conftest.py).
 """
-import sys
 from pathlib import Path
 
 import numpy as np
 import yaml
-from PIL import Image
+from make_trees import CS_TRAIN, CS_VAL, MAPPED, write_png, write_tree
+from make_trees import write_list  # noqa: F401  (the tests write their own lists with it)
 
 W, H = 64, 32
 GTA_NAMES = ['00001.png', '00002.png', '00003.png']
-CS_TRAIN = ['aachen/aachen_000000_000019_leftImg8bit.png',
-            'aachen/aachen_000001_000019_leftImg8bit.png',
-            'bochum/bochum_000000_000313_leftImg8bit.png',
-            'bochum/bochum_000000_001097_leftImg8bit.png']
-CS_VAL = ['frankfurt/frankfurt_000000_000294_leftImg8bit.png',
-          'lindau/lindau_000000_000019_leftImg8bit.png']
-# label ids that map to the 19 train ids (GTA ids = Cityscapes label ids), and some that do not
-MAPPED = [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]
-UNMAPPED = [0, 1, 4, 6, 9]
+UNMAPPED = [0, 1, 4, 6, 9]  # label ids that map to no train id
 
 
 def make_pair(seed, width=W, height=H):
@@ -43,44 +36,21 @@ def make_pair(seed, width=W, height=H):
     return np.clip(np.round(image), 0, 255).astype(np.uint8), label
 
 
-def save_png(path, array, mode):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).convert(mode).save(path)
-
-
-def write_list(path, names):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(''.join(n + '\n' for n in names))
-    return path
+def _pair(split, index, name):
+    return make_pair({'gta': 100, 'train': 200, 'val': 300}[split] + index)
 
 
 def make_tree(out):
-    out = Path(out)
-    for k, name in enumerate(GTA_NAMES):
-        image, label = make_pair(100 + k)
-        save_png(out / 'GTA5' / 'images' / name, image, 'RGB')
-        save_png(out / 'GTA5' / 'labels' / name, label, 'L')
-    for split, names in (('train', CS_TRAIN), ('val', CS_VAL)):
-        for k, name in enumerate(names):
-            image, label = make_pair((200 if split == 'train' else 300) + k)
-            save_png(out / 'Cityscapes' / 'leftImg8bit' / split / name, image, 'RGB')
-            if split == 'val':
-                save_png(out / 'Cityscapes' / 'gtFine' / split / name.replace('leftImg8bit', 'gtFine_labelIds'),
-                         label, 'L')
-    write_list(out / 'lists' / 'gta5_all.txt', GTA_NAMES)
-    write_list(out / 'lists' / 'cs_train.txt', CS_TRAIN)
-    write_list(out / 'lists' / 'cs_val.txt', CS_VAL)
-    return out
+    lists = {'gta5_all.txt': GTA_NAMES, 'cs_train.txt': CS_TRAIN, 'cs_val.txt': CS_VAL}
+    return Path(write_tree(out, _pair, GTA_NAMES, CS_TRAIN, CS_VAL, lists, train_labels=False))
 
 
 def make_pseudo_labels(folder, names=CS_TRAIN, size=(W, H), seed=7):
     """Stage-2 style pseudo-labels (8-bit train ids) for list names, in one folder."""
     rng = np.random.default_rng(seed)
     for name in names:
-        save_png(Path(folder) / name.split('/')[-1], rng.integers(0, 19, size=(size[1], size[0])).astype(np.uint8),
-                 'L')
+        labels = rng.integers(0, 19, size=(size[1], size[0])).astype(np.uint8)
+        write_png(Path(folder) / name.split('/')[-1], labels, 'L')
     return Path(folder)
 
 
@@ -112,7 +82,3 @@ def write_config(path, cfg):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
-
-
-if __name__ == '__main__':
-    make_tree(sys.argv[1] if len(sys.argv) > 1 else '.')

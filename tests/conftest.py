@@ -20,18 +20,13 @@ if str(PARITY_DIR) not in sys.path:
 IMG_MEAN = np.array((104.00698793, 116.66876762, 122.67891434), dtype=np.float32)
 
 
-def parity_path(name):
-    return PARITY_DIR / name
-
-
-def load_parity_json(name):
-    with open(parity_path(name)) as f:
-        return json.load(f)
-
-
-def load_parity_npz(name):
-    with np.load(parity_path(name), allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+def load_parity(name):
+    """A file of the parity data: a .json file as parsed, a .npz file as {name: array}."""
+    path = PARITY_DIR / name
+    if path.suffix == '.npz':
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    return json.loads(path.read_text())
 
 
 def rel_err(a, b):
@@ -44,19 +39,19 @@ def rel_err(a, b):
     return d / nb if nb > 0 else d
 
 
-@pytest.fixture(scope='session')
-def golden_multi_spec():
-    return load_parity_json('deeplab_multi.json')
+def _parity_fixture(fixture_name, file_name):
+    """A session fixture that loads one parity file once."""
+    return pytest.fixture(scope='session', name=fixture_name)(lambda: load_parity(file_name))
 
 
-@pytest.fixture(scope='session')
-def golden_single_spec():
-    return load_parity_json('deeplab_single.json')
-
-
-@pytest.fixture(scope='session')
-def golden_disc_spec():
-    return load_parity_json('disc.json')
+# g1, g3, g4: the golden outputs of the original checks' groups G1 (model), G3 (functions), G4 (datasets)
+golden_multi_spec = _parity_fixture('golden_multi_spec', 'deeplab_multi.json')
+golden_single_spec = _parity_fixture('golden_single_spec', 'deeplab_single.json')
+golden_disc_spec = _parity_fixture('golden_disc_spec', 'disc.json')
+g1 = _parity_fixture('g1', 'g1_model.npz')
+g3 = _parity_fixture('g3', 'g3_funcs.npz')
+g4 = _parity_fixture('g4', 'g4_datasets.npz')
+parity_meta = _parity_fixture('parity_meta', 'meta.json')
 
 
 @pytest.fixture(scope='session')

@@ -6,17 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import IMG_MEAN, load_parity_json, load_parity_npz, rel_err
+from conftest import IMG_MEAN, rel_err
 
 TOL = 1e-4
 
 
 # ---------------------------------------------------------------- G1 / G2: model and discriminator
-
-@pytest.fixture(scope='module')
-def g1():
-    return load_parity_npz('g1_model.npz')
-
 
 @pytest.fixture(scope='module')
 def multi_outputs():
@@ -71,11 +66,6 @@ def test_discriminator(g1):
 
 
 # ---------------------------------------------------------------- G3: functions and losses
-
-@pytest.fixture(scope='module')
-def g3():
-    return load_parity_npz('g3_funcs.npz')
-
 
 def test_entropy_functions(g3):
     from advent.utils.func import prob_2_entropy
@@ -153,35 +143,25 @@ def _config_differences(c, gold):
     return bad, n
 
 
-def test_config_defaults_equal_original():
+def test_config_defaults_equal_original(parity_meta):
     from advent.domain_adaptation.config import cfg, default_config
-    gold = load_parity_json('meta.json')['config_defaults']
+    gold = parity_meta['config_defaults']
     for c in (cfg, default_config()):
         bad, n = _config_differences(c, gold)
         assert not bad, 'config defaults differ: ' + '; '.join(bad[:5])
         assert n == 41
 
 
-def test_config_comparison_detects_a_change():
+def test_config_comparison_detects_a_change(parity_meta):
     from advent.domain_adaptation.config import default_config
     c = default_config()
     c.TRAIN.LAMBDA_ADV_MAIN = 0.002
     c.TEST.INPUT_SIZE_TARGET = (1024, 512)  # a tuple still compares equal to the list
-    bad, _ = _config_differences(c, load_parity_json('meta.json')['config_defaults'])
+    bad, _ = _config_differences(c, parity_meta['config_defaults'])
     assert len(bad) == 1 and bad[0].startswith('TRAIN.LAMBDA_ADV_MAIN')
 
 
 # ---------------------------------------------------------------- G4: datasets
-
-@pytest.fixture(scope='module')
-def g4():
-    return load_parity_npz('g4_datasets.npz')
-
-
-@pytest.fixture(scope='module')
-def meta():
-    return load_parity_json('meta.json')
-
 
 def _parity_sets(T):
     from advent.dataset.cityscapes import CityscapesDataSet
@@ -198,9 +178,9 @@ def _parity_sets(T):
 
 
 @pytest.mark.parametrize('key', ['gta', 'cstrain', 'csval'])
-def test_dataset_items(parity_trees, g4, meta, key):
+def test_dataset_items(parity_trees, g4, parity_meta, key):
     ds = _parity_sets(parity_trees)[key]
-    names = meta['g4_names'][key]
+    names = parity_meta['g4_names'][key]
     assert len(ds) == len(names)
     for i in range(len(ds)):
         item = ds[i]
@@ -217,20 +197,20 @@ def test_dataset_items(parity_trees, g4, meta, key):
         np.testing.assert_array_equal(np.asarray(shp).ravel(), g4[f'{key}_{i}_shape'].ravel())
 
 
-def test_dataset_max_iters_and_class_names(parity_trees, meta):
+def test_dataset_max_iters_and_class_names(parity_trees, parity_meta):
     from advent.dataset.gta5 import GTA5DataSet
     T = parity_trees
     n_rep = len(GTA5DataSet(T + '/GTA5', T + '/lists/gta5_all.txt', max_iters=5, crop_size=(129, 65),
                             mean=IMG_MEAN))
-    assert n_rep == meta['g4_len_gta_maxiters5']
+    assert n_rep == parity_meta['g4_len_gta_maxiters5']
     cn = [str(c) for c in _parity_sets(T)['csval'].class_names]
-    assert cn == meta['g4_class_names']
+    assert cn == parity_meta['g4_class_names']
 
 
-def test_dataset_dtypes_as_original(parity_trees, meta):
+def test_dataset_dtypes_as_original(parity_trees, parity_meta):
     """The original returned float32 images everywhere, float32 GTA5 labels and int64 Cityscapes labels."""
     for key, ds in _parity_sets(parity_trees).items():
-        img_dtype, lab_dtype = meta['g4_dtypes'][key]
+        img_dtype, lab_dtype = parity_meta['g4_dtypes'][key]
         img, lab, _, _ = ds[0]
         assert np.asarray(img).dtype == np.dtype(img_dtype), key
         assert np.asarray(lab).dtype == np.dtype(lab_dtype), key

@@ -11,6 +11,7 @@ import traceback
 
 from advent.domain_adaptation.config import ConfigError, finalize_paths, load_config, to_plain
 from advent.errors import UserError
+from advent.utils.progress import close_all
 
 USER_ERRORS = (UserError, OSError)
 
@@ -72,24 +73,14 @@ def run_guarded(main, args):
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if isinstance(e, OSError) and e.filename:
             message = f'{e.strerror or type(e).__name__}: {e.filename}'
-        _close_progress_bars()
+        close_all()
         print(f'error: {message}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        _close_progress_bars()
+        close_all()
         print('error: interrupted', file=sys.stderr)
         return 130
     return 0
-
-
-def _close_progress_bars():
-    """End any tqdm bar an error interrupted, so that the error starts its own line."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return
-    for bar in list(getattr(tqdm, '_instances', ())):
-        bar.close()
 
 
 def _train(args):

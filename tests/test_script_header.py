@@ -20,7 +20,7 @@ def test_header_then_one_line_error_without_the_config_dump(tmp_path, capsys):
     assert 'Using config' not in out and 'DATA_DIRECTORY_SOURCE' not in out
     assert [line.split(':')[0] for line in out.splitlines()] == ['config', 'experiment', 'checkpoints', 'device']
     assert f'config: {cfg_path}' in out and f'checkpoints: {missing}' in out
-    assert err.splitlines() == [f"error: TEST.RESTORE_FROM: checkpoint '{missing}' does not exist"]
+    assert err.splitlines() == [f'error: TEST.RESTORE_FROM: checkpoint {missing} does not exist']
 
 
 def test_print_config_adds_the_merged_config(tmp_path, capsys):

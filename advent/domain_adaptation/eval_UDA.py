@@ -145,7 +145,7 @@ class LabelCache:
                 and isinstance(loader.sampler, data.SequentialSampler)):
             return False
         needed = len(dataset) * dataset.labels_size[0] * dataset.labels_size[1]
-        available = _available_memory()
+        available = available_memory()
         return available is not None and needed <= available // 4
 
     def confusion_matrix(self, models, weights, device, interp, fixed_test_size, desc=''):
@@ -164,7 +164,7 @@ class LabelCache:
                                 labels=self.labels)
 
 
-def _available_memory():
+def available_memory():
     """Bytes of memory available (Linux /proc/meminfo), or None when unknown."""
     try:
         with open('/proc/meminfo') as f:

@@ -102,10 +102,10 @@ def save_checkpoint(obj, path):
         torch.save(obj, tmp)
 
 
-def missing_checkpoint_message(path, what='checkpoint'):
-    """'<what> <path> does not exist', with where to get it when it is one of the released files."""
+def missing_checkpoint_message(path):
+    """'checkpoint <path> does not exist', with where to get it when it is one of the released files."""
     path = Path(path)
-    message = f'{what} {path} does not exist'
+    message = f'checkpoint {path} does not exist'
     if path.parent.name == 'pretrained_models' or IMAGENET_INIT_TAG in path.name:
         message += '; where to get it: pretrained_models/README.md'
     return message

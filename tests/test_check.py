@@ -1,13 +1,14 @@
 """python -m intrada.check on a tiny complete tree (all green) and on trees with one defect
 each: the defect is reported in one line, the summary names it, the exit status is 1."""
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
+from advent.model.deeplabv2 import get_deeplab_v2
 from intrada.check import console_main
 from tinydata import CS_VAL, GTA_NAMES, make_tree, save_png, stage1_config, write_config
-
-from advent.model.deeplabv2 import get_deeplab_v2
 
 
 @pytest.fixture
@@ -75,7 +76,6 @@ def missing_checkpoint(tree, config):
 
 
 def missing_dataset(tree, config):
-    import shutil
     shutil.rmtree(tree / 'GTA5')
     return config(), 'source data', [str(tree / 'GTA5'), "README.md, section 'Data and weights'"]
 

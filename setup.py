@@ -5,6 +5,7 @@ setup(
     version='1.0.0',
     description='IntraDA and ADVENT: unsupervised domain adaptation for semantic segmentation '
                 '(faithful, modern reimplementation)',
+    license='Apache-2.0',
     python_requires='>=3.9',
     packages=find_packages(include=['advent', 'advent.*', 'entropy_rank', 'entropy_rank.*',
                                     'intrada', 'intrada.*']),
@@ -26,5 +27,6 @@ setup(
     entry_points={'console_scripts': [
         'intrada-pipeline=intrada.pipeline:main',
         'intrada-demo=intrada.demo.cli:main',
+        'intrada-check=intrada.check:console_main',
     ]},
 )

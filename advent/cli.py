@@ -11,6 +11,7 @@ import traceback
 
 from advent.domain_adaptation.config import ConfigError, finalize_paths, load_config, to_plain
 from advent.errors import UserError
+from advent.utils.progress import close_all
 
 USER_ERRORS = (UserError, OSError)
 
@@ -41,6 +42,8 @@ def base_parser(description):
     parser.add_argument('--exp-suffix', '--exp_suffix', dest='exp_suffix', type=str, default=None,
                         help='appended to EXP_NAME')
     parser.add_argument('--debug', action='store_true', help='show the full traceback on errors')
+    parser.add_argument('--print-config', '--verbose', dest='print_config', action='store_true',
+                        help='print the full merged config after the header')
     return parser
 
 
@@ -62,6 +65,33 @@ def config_from_args(args):
     return cfg
 
 
+def device_line(cfg):
+    """The device a run of this config uses, e.g. 'cuda:0 (NVIDIA H200)' or 'cpu (no GPU found)'."""
+    import torch
+
+    from advent.utils import distributed
+    device = distributed.device_for_rank(cfg.GPU_ID)
+    if device.type == 'cuda':
+        return f'{device} ({torch.cuda.get_device_name(device)})'
+    return f'{device} (no GPU found)'
+
+
+def print_header(args, cfg, **paths):
+    """A few lines on what runs and where (the config file, the experiment, `paths`, the
+    device), so that a one-line error stays in view; --print-config adds the whole config.
+    The training run also writes it to its snapshot folder (train_cfg.yml)."""
+    if os.environ.get('RANK', '0') != '0':  # under torchrun, rank 0 alone prints
+        return
+    print(f'config: {args.cfg}')
+    print(f'experiment: {cfg.EXP_NAME}')
+    for name, path in paths.items():
+        print(f'{name.replace("_", " ")}: {path}')
+    print(f'device: {device_line(cfg)}', flush=True)
+    if args.print_config:
+        print('Using config:')
+        pprint.pprint(to_plain(cfg))
+
+
 def run_guarded(main, args):
     """Run main(args); turn the errors a user can fix into one line and exit status 2."""
     try:
@@ -72,24 +102,14 @@ def run_guarded(main, args):
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if isinstance(e, OSError) and e.filename:
             message = f'{e.strerror or type(e).__name__}: {e.filename}'
-        _close_progress_bars()
+        close_all()
         print(f'error: {message}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        _close_progress_bars()
+        close_all()
         print('error: interrupted', file=sys.stderr)
         return 130
     return 0
-
-
-def _close_progress_bars():
-    """End any tqdm bar an error interrupted, so that the error starts its own line."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return
-    for bar in list(getattr(tqdm, '_instances', ())):
-        bar.close()
 
 
 def _train(args):
@@ -104,17 +124,17 @@ def _train(args):
             cfg.TRAIN.TENSORBOARD_VIZRATE = args.viz_every_iter
     else:
         cfg.TRAIN.TENSORBOARD_LOGDIR = ''
-    if os.environ.get('RANK', '0') == '0':  # under torchrun, rank 0 alone prints
-        print('Using config:')
-        pprint.pprint(to_plain(cfg))
+    print_header(args, cfg, snapshots=cfg.TRAIN.SNAPSHOT_DIR)
     run_training(cfg, random_train=args.random_train, resume=args.resume)
 
 
 def _test(args):
     from advent.domain_adaptation.experiment import run_evaluation
     cfg = config_from_args(args)
-    print('Using config:')
-    pprint.pprint(to_plain(cfg))
+    if cfg.TEST.MODE == 'best':
+        print_header(args, cfg, snapshots=cfg.TEST.SNAPSHOT_DIR[0])
+    else:
+        print_header(args, cfg, checkpoints=', '.join(cfg.TEST.RESTORE_FROM))
     run_evaluation(cfg)
 
 

@@ -7,8 +7,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs without installing, from any folder
 
-from advent.cli import base_parser, config_from_args, run_guarded, str2bool  # noqa: E402
+from advent.cli import base_parser, config_from_args, print_header, run_guarded, str2bool  # noqa: E402
+from advent.domain_adaptation.config import PROJECT_ROOT  # noqa: E402
 from entropy_rank.ranking import run_ranking  # noqa: E402
+
+# --out-dir defaults to where this config reads the splits, so the documented stages chain without flags.
+STAGE3_CONFIG = PROJECT_ROOT / 'configs' / 'intrada.yml'
 
 
 def get_arguments(argv=None):
@@ -18,14 +22,22 @@ def get_arguments(argv=None):
     parser.add_argument('--normalize', type=str2bool, default=False,
                         help='multiply the entropy by the rare-class normaliser (true/false)')
     parser.add_argument('--lambda1', type=float, default=0.67, help='fraction of images in the easy split')
-    parser.add_argument('--out-dir', '--out_dir', dest='out_dir', type=str, default='.',
-                        help='folder for easy_split.txt, hard_split.txt and color_masks/ (default: .)')
+    parser.add_argument('--out-dir', '--out_dir', dest='out_dir', type=str, default=None,
+                        help='folder for easy_split.txt, hard_split.txt and color_masks/ (default: the folder '
+                             'configs/intrada.yml reads them from, experiments/entropy_rank)')
     return parser.parse_args(argv)
+
+
+def default_out_dir():
+    from intrada.pipeline import load_stage_config, ranking_folder
+    return ranking_folder(load_stage_config(STAGE3_CONFIG))
 
 
 def main(args):
     cfg = config_from_args(args)
-    run_ranking(cfg, args.best_iter, args.normalize, args.lambda1, args.out_dir)
+    out_dir = args.out_dir if args.out_dir is not None else default_out_dir()
+    print_header(args, cfg, snapshots=cfg.TRAIN.SNAPSHOT_DIR, out_dir=out_dir)
+    run_ranking(cfg, args.best_iter, args.normalize, args.lambda1, out_dir)
 
 
 if __name__ == '__main__':

@@ -19,11 +19,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torch.utils import data
-from tqdm import tqdm
 
 from advent.domain_adaptation.eval_UDA import argmax_channels, load_for_evaluation
 from advent.errors import UserError
 from advent.utils.func import prob_2_entropy
+from advent.utils.progress import progress_bar
 from advent.utils.serialization import atomic_write_text, check_writable_dir, json_dump, save_image
 from advent.utils.viz_segmask import colorize_mask
 
@@ -178,7 +178,7 @@ def _rank_into(model, dataset, input_size, device, mask_dir, normalize, lambda1,
     # next image has been queued; the PNGs are written by a few threads.
     pending = None
     with ImageWriter() as writer:
-        for image, _, _, names in tqdm(loader, desc='entropy ranking'):
+        for image, _, _, names in progress_bar(loader, desc='entropy ranking'):
             with torch.no_grad():
                 pred_main = interp(model(image.to(device, non_blocking=True))[1])
                 mean_entropy = prob_2_entropy(F.softmax(pred_main, dim=1)).mean()

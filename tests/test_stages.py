@@ -107,7 +107,7 @@ def runs(env):
     2. best-mode evaluation  |  entropy.py without --best_iter and without any all_res.json
     3. a rerun of the evaluation on a copy of the snapshot folder, with a val set that cannot
        be read (all must come from all_res.json)  |  single mode  |  entropy.py without
-       --best_iter, --normalize False, defaults otherwise, in its working directory (a)  |
+       --best_iter, --normalize False, defaults otherwise, --out-dir (a)  |
        entropy.py --best_iter <best> --normalize TRUE --lambda1 0.8 --out-dir (b)
     4. stage-3 training from (a), 5. stage-3 evaluation."""
     r = SimpleNamespace()
@@ -147,7 +147,7 @@ def runs(env):
     r.rerun, r.single, r.rank_a, r.rank_b = run_scripts(
         ('test1', ['--cfg', s1_rerun], env.work),
         ('test1', ['--cfg', s1_single], env.work),
-        ('entropy', ['--cfg', env.s1, '--normalize', 'False'], r.dir_a),
+        ('entropy', ['--cfg', env.s1, '--normalize', 'False', '--out-dir', r.dir_a], env.work),
         ('entropy', ['--cfg', env.s1, '--best_iter', r.best_iter, '--normalize', 'TRUE', '--lambda1', '0.8',
                      '--out-dir', r.dir_b], env.work))
     r.cache_after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in cached}

@@ -16,6 +16,10 @@ from advent.errors import UserError
 LABEL_MODES = ('L', 'P', 'I', 'I;16')
 
 
+# Ends the errors of a missing dataset: where each dataset comes from and where it goes.
+WHERE_TO_GET = "where to get it: README.md, section 'Data and weights'"
+
+
 class DatasetError(UserError, ValueError):
     """A dataset folder, list file, image or label that cannot be used."""
 
@@ -89,6 +93,10 @@ class BaseDataset(data.Dataset):
     # GTA5 (a few real image/label size mismatches, resized as the original did) nor for
     # pseudo-labels (stage 2 writes them at the training input size, of any shape).
     LABEL_SIZE_MUST_MATCH = False
+    # The ids a label file of this dataset may hold (None: get_train_ids checks them), and
+    # how to name them in a message; the loader maps unknown ids to 255, intrada.check reports them.
+    LABEL_IDS = None
+    LABEL_IDS_TEXT = ''
 
     def __init__(self, root, list_path, set_, max_iters, image_size, labels_size, mean):
         self.root = Path(root)
@@ -98,19 +106,20 @@ class BaseDataset(data.Dataset):
         self.labels_size = self.image_size if labels_size is None else tuple(labels_size)
         self.mean = mean
         if not self.root.is_dir():
-            raise DatasetError(f'dataset folder {self.root} does not exist; expected {self.LAYOUT}')
+            raise DatasetError(f'dataset folder {self.root} does not exist; expected {self.LAYOUT}; {WHERE_TO_GET}')
         if next(self.root.iterdir(), None) is None:
-            raise DatasetError(f'dataset folder {self.root} is empty; expected {self.LAYOUT}')
+            raise DatasetError(f'dataset folder {self.root} is empty; expected {self.LAYOUT}; {WHERE_TO_GET}')
         self.img_ids = read_list_file(self.list_path)
         if max_iters is not None:
             self.img_ids = self.img_ids * int(np.ceil(float(max_iters) / len(self.img_ids)))
         # The list may repeat (max_iters); look each name up once.
         metadata = {name: self.get_metadata(name) for name in dict.fromkeys(self.img_ids)}
         self.files = [(*metadata[name], name) for name in self.img_ids]
-        for img_file, _ in metadata.values():
-            if not Path(img_file).is_file():
-                raise DatasetError(f'image {img_file} (listed in {self.list_path}) does not exist; '
-                                   f'expected {self.LAYOUT}')
+        missing = [img_file for img_file, _ in metadata.values() if not Path(img_file).is_file()]
+        if missing:
+            raise DatasetError(f'image {missing[0]} (listed in {self.list_path}) does not exist '
+                               f'({len(missing)} of the {len(metadata)} listed images are missing); '
+                               f'expected {self.LAYOUT}; {WHERE_TO_GET}')
 
     def get_metadata(self, name):
         raise NotImplementedError

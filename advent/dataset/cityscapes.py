@@ -15,6 +15,8 @@ class CityscapesDataSet(BaseDataset):
     LAYOUT = ('ROOT/leftImg8bit/SET/CITY/X_leftImg8bit.png and, for labelled sets, '
               'ROOT/gtFine/SET/CITY/X_gtFine_labelIds.png')
     LABEL_SIZE_MUST_MATCH = True
+    LABEL_IDS = range(34)
+    LABEL_IDS_TEXT = 'Cityscapes label ids 0..33 (*_gtFine_labelIds.png, not the train ids or colours)'
 
     def __init__(self, root, list_path, set='val', max_iters=None, crop_size=(321, 321),
                  mean=(128, 128, 128), load_labels=True, info_path=DEFAULT_INFO_PATH, labels_size=None):
@@ -41,6 +43,7 @@ class CityscapesPseudoDataSet(CityscapesDataSet):
     LAYOUT = ('ROOT/leftImg8bit/SET/CITY/X_leftImg8bit.png with its pseudo-label '
               'PSEUDO_DIR/X_leftImg8bit.png (8-bit train ids, written by entropy_rank/entropy.py)')
     LABEL_SIZE_MUST_MATCH = False
+    LABEL_IDS = None
 
     def __init__(self, root, list_path, pseudo_label_dir, set='train', max_iters=None, crop_size=(321, 321),
                  mean=(128, 128, 128), info_path=DEFAULT_INFO_PATH, labels_size=None):

@@ -9,6 +9,8 @@ GTA5_TO_TRAIN_ID = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8,
 
 class GTA5DataSet(BaseDataset):
     LAYOUT = 'ROOT/images/NAME (RGB) and ROOT/labels/NAME (8-bit GTA ids), NAME from the list file'
+    LABEL_IDS = range(34)
+    LABEL_IDS_TEXT = 'GTA5 label ids (the Cityscapes label ids 0..33)'
 
     def __init__(self, root, list_path, set='all', max_iters=None, crop_size=(321, 321), mean=(128, 128, 128)):
         super().__init__(root, list_path, set, max_iters, crop_size, None, mean)

@@ -15,6 +15,8 @@ CLASSES_13_OF_16 = [0, 1, 2, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
 
 class SYNTHIADataSet(BaseDataset):
     LAYOUT = ('ROOT/RGB/NAME (RGB) and ROOT/GT/LABELS/NAME (16-bit PNG, class id in the first channel)')
+    LABEL_IDS = range(23)
+    LABEL_IDS_TEXT = 'SYNTHIA-RAND-CITYSCAPES class ids 0..22'
 
     def __init__(self, root, list_path, set='all', max_iters=None, crop_size=(321, 321), mean=(128, 128, 128)):
         super().__init__(root, list_path, set, max_iters, crop_size, None, mean)

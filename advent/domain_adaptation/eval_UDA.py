@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils import data
-from tqdm import tqdm
 
 from advent.dataset.base_dataset import BaseDataset
 from advent.errors import UserError
 from advent.utils import distributed
 from advent.utils.func import fast_hist, per_class_iu
+from advent.utils.progress import progress_bar
 from advent.utils.serialization import json_dump, json_load, load_model_weights
 
 CACHE_NAME = 'all_res.json'
@@ -57,7 +57,7 @@ def confusion_matrix(models, weights, test_loader, num_classes, device, interp, 
     (uint8, on the host) for a later pass."""
     # one extra bin collects the pixels whose label is not a class (255, ...)
     hist = torch.zeros(num_classes * num_classes + 1, dtype=torch.int64, device=device)
-    for index, (image, label, _, _) in enumerate(tqdm(test_loader, desc=desc, leave=False)):
+    for index, (image, label, _, _) in enumerate(progress_bar(test_loader, desc=desc, leave=False)):
         if labels is not None:
             label = labels[index]
         elif keep_labels is not None:
@@ -145,7 +145,7 @@ class LabelCache:
                 and isinstance(loader.sampler, data.SequentialSampler)):
             return False
         needed = len(dataset) * dataset.labels_size[0] * dataset.labels_size[1]
-        available = _available_memory()
+        available = available_memory()
         return available is not None and needed <= available // 4
 
     def confusion_matrix(self, models, weights, device, interp, fixed_test_size, desc=''):
@@ -164,7 +164,7 @@ class LabelCache:
                                 labels=self.labels)
 
 
-def _available_memory():
+def available_memory():
     """Bytes of memory available (Linux /proc/meminfo), or None when unknown."""
     try:
         with open('/proc/meminfo') as f:

@@ -18,7 +18,7 @@ from advent.domain_adaptation.train_UDA import find_resume_state, train_domain_a
 from advent.model.deeplabv2 import MODEL_VARIANTS, get_deeplab_v2
 from advent.utils import distributed
 from advent.utils.serialization import (CheckpointError, atomic_write_text, check_state_dict, load_checkpoint,
-                                        load_model_weights)
+                                        load_model_weights, missing_checkpoint_message)
 
 
 def build_segmenter(name, num_classes, multi_level):
@@ -138,7 +138,7 @@ def run_evaluation(cfg):
     if cfg.TEST.MODE == 'single':
         for path in cfg.TEST.RESTORE_FROM:
             if not path or not Path(path).is_file():
-                raise ConfigError(f'TEST.RESTORE_FROM: checkpoint {path!r} does not exist')
+                raise ConfigError(f'TEST.RESTORE_FROM: {missing_checkpoint_message(path or repr(path))}')
     test_dataset = build_test_dataset(cfg)
     test_loader = data.DataLoader(test_dataset, batch_size=cfg.TEST.BATCH_SIZE_TARGET, num_workers=cfg.NUM_WORKERS,
                                   shuffle=False, pin_memory=torch.cuda.is_available())

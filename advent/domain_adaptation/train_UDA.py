@@ -24,7 +24,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from advent.dataset.loader import InfiniteBatches
 from advent.errors import UserError
@@ -33,6 +32,7 @@ from advent.utils import distributed
 from advent.utils.func import adjust_learning_rate, adjust_learning_rate_discriminator, bce_loss, loss_calc
 from advent.utils.func import prob_2_entropy
 from advent.utils.loss import entropy_loss
+from advent.utils.progress import print_line, progress_bar
 from advent.utils.serialization import save_checkpoint
 from advent.utils.viz_segmask import colorize_mask
 
@@ -143,8 +143,8 @@ def train_loop(model, source_loader, target_loader, cfg, resume_state=None):
 
     writer = make_summary_writer(cfg) if is_main else None
     snapshot_dir = Path(cfg.TRAIN.SNAPSHOT_DIR)
-    progress = tqdm(range(start_iter, cfg.TRAIN.EARLY_STOP + 1), initial=start_iter,
-                    total=cfg.TRAIN.EARLY_STOP + 1, disable=not is_main, desc=f'{method} training')
+    progress = progress_bar(range(start_iter, cfg.TRAIN.EARLY_STOP + 1), initial=start_iter,
+                            total=cfg.TRAIN.EARLY_STOP + 1, disable=not is_main, desc=f'{method} training')
     for i_iter in progress:
         # 1. reset gradients, poly learning rates
         optimizer.zero_grad()
@@ -230,7 +230,7 @@ def train_loop(model, source_loader, target_loader, cfg, resume_state=None):
                 save_snapshot(snapshot_dir, i_iter, model, d_aux, d_main)
                 save_training_state(snapshot_dir, i_iter, model, optimizer, discriminators_by_name(d_aux, d_main),
                                     optimizers_d, scaler, source_batches, target_batches)
-                tqdm.write(f'taking snapshot ... {snapshot_dir / f"model_{i_iter}.pth"}')
+                print_line(f'taking snapshot ... {snapshot_dir / f"model_{i_iter}.pth"}')
             distributed.barrier()
             if i_iter >= cfg.TRAIN.EARLY_STOP - 1:
                 break

@@ -102,11 +102,20 @@ def save_checkpoint(obj, path):
         torch.save(obj, tmp)
 
 
+def missing_checkpoint_message(path):
+    """'checkpoint <path> does not exist', with where to get it when it is one of the released files."""
+    path = Path(path)
+    message = f'checkpoint {path} does not exist'
+    if path.parent.name == 'pretrained_models' or IMAGENET_INIT_TAG in path.name:
+        message += '; where to get it: pretrained_models/README.md'
+    return message
+
+
 def load_checkpoint(path):
     """Load a checkpoint with weights_only=True; any failure names the file."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f'checkpoint {path} does not exist')
+        raise CheckpointError(missing_checkpoint_message(path))
     try:
         with warnings.catch_warnings():  # e.g. about the pickle protocol of old files: the error says enough
             warnings.simplefilter('ignore')

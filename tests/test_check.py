@@ -1,0 +1,101 @@
+"""python -m intrada.check on a tiny complete tree (all green) and on trees with one defect
+each: the defect is reported in one line, the summary names it, the exit status is 1."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from advent.model.deeplabv2 import get_deeplab_v2
+from intrada.check import console_main
+from tinydata import CS_VAL, GTA_NAMES, make_tree, save_png, stage1_config, write_config
+
+
+@pytest.fixture
+def setup(tmp_path):
+    """A tiny tree, an init checkpoint for the tiny model, and a function that writes the config."""
+    tree = make_tree(tmp_path / 'tree')
+    init = tmp_path / 'init.pth'
+    torch.save(get_deeplab_v2(num_classes=19, multi_level=True, variant='DeepLabv2-tiny').state_dict(), init)
+
+    def config(**train):
+        cfg = stage1_config(tree, tmp_path / 'experiments', TRAIN={'RESTORE_FROM': str(init), **train})
+        return str(write_config(tmp_path / 'cfg.yml', cfg))
+    return tree, config
+
+
+def run_check(cfg_path, capsys):
+    status = console_main(['--cfg', cfg_path])
+    out = capsys.readouterr().out
+    checks = [line for line in out.splitlines() if line.split('  ')[0] in ('ok', 'WARN', 'FAIL')]
+    return status, checks, out
+
+
+def test_complete_tree_is_all_green(setup, capsys):
+    _, config = setup
+    status, checks, out = run_check(config(), capsys)
+    assert status == 0, out
+    names = [line[6:22].strip() for line in checks]
+    assert names == ['device', 'output folders', 'init checkpoint', 'source data', 'source labels',
+                     'source sample', 'target data', 'target sample', 'val data', 'val labels', 'val sample']
+    assert all(line.startswith('ok  ') for line in checks), out
+    assert f'All {len(checks)} checks passed.' in out
+
+
+def remove_listed_image(tree, config):
+    (tree / 'GTA5' / 'images' / GTA_NAMES[1]).unlink()
+    return config(), 'source data', [str(tree / 'GTA5' / 'images' / GTA_NAMES[1]), '1 of the 3 listed images']
+
+
+def remove_list_file(tree, config):
+    (tree / 'lists' / 'gta5_all.txt').unlink()
+    return config(), 'source data', ['list file', str(tree / 'lists' / 'gta5_all.txt'), 'does not exist']
+
+
+def remove_val_label(tree, config):
+    label = tree / 'Cityscapes' / 'gtFine' / 'val' / CS_VAL[0].replace('leftImg8bit', 'gtFine_labelIds')
+    label.unlink()
+    return config(), 'val labels', [str(label), 'does not exist', '1 of the 2 labels']
+
+
+def unreadable_image(tree, config):
+    image = tree / 'Cityscapes' / 'leftImg8bit' / 'val' / CS_VAL[1]
+    image.write_bytes(b'this is not a PNG')
+    return config(), 'val sample', [str(image), 'not a readable image']
+
+
+def wrong_label_ids(tree, config):
+    label = tree / 'GTA5' / 'labels' / GTA_NAMES[2]
+    save_png(label, np.full((32, 64), 200, np.uint8), 'L')
+    return config(), 'source sample', [str(label), 'holds the id 200', 'GTA5 label ids']
+
+
+def missing_checkpoint(tree, config):
+    path = tree.parent / 'pretrained_models' / 'DeepLab_resnet_pretrained_imagenet.pth'
+    return config(RESTORE_FROM=str(path)), 'init checkpoint', [str(path), 'pretrained_models/README.md']
+
+
+def missing_dataset(tree, config):
+    shutil.rmtree(tree / 'GTA5')
+    return config(), 'source data', [str(tree / 'GTA5'), "README.md, section 'Data and weights'"]
+
+
+@pytest.mark.parametrize('defect', [remove_listed_image, remove_list_file, remove_val_label, unreadable_image,
+                                    wrong_label_ids, missing_checkpoint, missing_dataset])
+def test_each_defect_is_one_failing_line(setup, capsys, defect):
+    tree, config = setup
+    cfg_path, name, words = defect(tree, config)
+    status, checks, out = run_check(cfg_path, capsys)
+    assert status == 1, out
+    failed = [line for line in checks if line.startswith('FAIL')]
+    assert len(failed) == 1, out
+    assert failed[0][6:22].strip() == name
+    assert all(word in failed[0] for word in words), failed[0]
+    assert f'checks failed: {name}.' in out
+    assert 'Traceback' not in out
+
+
+def test_bad_flag_is_one_line(setup, capsys):
+    _, config = setup
+    assert console_main(['--cfg', config(), '--samples', '0']) == 2
+    assert capsys.readouterr().err.strip() == 'error: --samples must be positive, got 0'

@@ -1,0 +1,52 @@
+"""Progress bars: redrawn on a terminal, plain lines now and then in a log file."""
+import io
+import sys
+
+from advent.utils import progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def bar_output(monkeypatch, stream, items, **kwargs):
+    monkeypatch.setattr(sys, 'stderr', stream)
+    for _ in progress.progress_bar(range(items), desc='work', **kwargs):
+        pass
+    return stream.getvalue()
+
+
+def test_log_file_gets_a_start_and_an_end_line_not_redraws(monkeypatch):
+    text = bar_output(monkeypatch, io.StringIO(), 5000)
+    assert '\r' not in text
+    lines = text.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith('work:   0% 0/5000') and lines[1].startswith('work: 100% 5000/5000')
+
+
+def test_log_file_gets_one_line_per_interval(monkeypatch):
+    monkeypatch.setattr(progress, 'LOG_INTERVAL_S', 0.0)  # every update is due
+    text = bar_output(monkeypatch, io.StringIO(), 50)
+    assert '\r' not in text and text.endswith('\n')
+    lines = text.splitlines()
+    assert len(lines) > 10 and all(line.startswith('work:') for line in lines)
+
+
+def test_short_bar_that_is_not_kept_stays_silent_in_a_log(monkeypatch):
+    assert bar_output(monkeypatch, io.StringIO(), 20, leave=False) == ''
+
+
+def test_terminal_keeps_the_redrawn_bar(monkeypatch):
+    text = bar_output(monkeypatch, Terminal(), 20)
+    assert '\r' in text and '20/20' in text
+
+
+def test_close_all_ends_an_interrupted_bar_on_its_own_line(monkeypatch):
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, 'stderr', stream)
+    bar = progress.progress_bar(range(10), desc='work')
+    iterator = iter(bar)
+    next(iterator)
+    progress.close_all()
+    assert stream.getvalue().endswith('\n') and bar.disable

@@ -1,0 +1,114 @@
+"""The README's commands, taken from the README itself, run from another working folder as
+its opening section says (the environment active: `python` and the console commands are
+the environment's). Those that need a dataset or a long run are checked through `--help`;
+the setup check runs on a tiny tree; the demo's quick mode runs with its output piped to a
+file, which must stay a short log. The setup command itself is what .ci/run runs."""
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tinydata import make_tree, stage1_config, write_config
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV_BIN = Path(sys.executable).parent
+STAGE_SCRIPTS = {'advent/scripts/train.py', 'advent/scripts/test.py', 'entropy_rank/entropy.py',
+                 'intrada/train.py', 'intrada/test.py'}
+# Not run here: the test suite itself, and the setup (.ci/run runs it).
+NOT_RUN = {('module', 'pytest'), ('module', 'venv')}
+
+
+def readme_commands():
+    """Every command line of the README's bash blocks, and every inline `python ...` or
+    `intrada-...` command."""
+    text = (ROOT / 'README.md').read_text()
+    lines = []
+    for block in re.findall(r'```bash\n(.*?)```', text, re.S):
+        for line in block.replace('\\\n', ' ').splitlines():
+            command = line.split(' #')[0].strip()  # a comment follows a command, or is the line
+            if command and not command.startswith('#'):
+                lines.append(command)
+    lines += re.findall(r'`((?:python|intrada-)[^`]*)`', text)
+    commands = []
+    for line in lines:
+        commands += [part.strip() for part in line.split('&&') if part.strip()]
+    return commands
+
+
+def entry_point(command):
+    """('script', path), ('module', name) or ('console', name) that a command runs, or None."""
+    words = shlex.split(command)
+    if words[0] in ('python', 'python3') and len(words) > 1:
+        if words[1] == '-m':
+            return 'module', words[2]
+        if words[1].endswith('.py'):
+            return 'script', words[1]
+    if words[0] == 'torchrun':
+        return 'script', next(word for word in words if word.endswith('.py'))
+    if words[0].startswith('intrada-'):
+        return 'console', words[0]
+    return None
+
+
+def argv_of(entry):
+    """The command line of an entry point as the active environment runs it, from any folder."""
+    kind, name = entry
+    if kind == 'script':
+        return [sys.executable, str(ROOT / name)]
+    if kind == 'module':
+        return [sys.executable, '-m', name]
+    console = ENV_BIN / name
+    if not console.exists():
+        pytest.skip(f'{name} is not installed in {ENV_BIN}: pip install -e . creates it')
+    return [str(console)]
+
+
+def run_ok(argv, cwd, **kwargs):
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300, **kwargs)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and 'Traceback' not in output, f'{shlex.join(argv)}:\n{output[-3000:]}'
+    return proc
+
+
+COMMANDS = readme_commands()
+ENTRIES = sorted({entry for entry in map(entry_point, COMMANDS) if entry and entry not in NOT_RUN})
+
+
+def test_the_readme_documents_every_stage_script():
+    assert STAGE_SCRIPTS <= {name for kind, name in ENTRIES if kind == 'script'}
+
+
+@pytest.mark.parametrize('entry', ENTRIES, ids=lambda entry: entry[1])
+def test_every_readme_entry_point_answers_help(entry, tmp_path):
+    proc = run_ok(argv_of(entry) + ['--help'], tmp_path)
+    assert proc.stdout.startswith('usage:')
+
+
+def test_the_readme_check_command_passes_on_a_tiny_tree(tmp_path):
+    commands = [c for c in COMMANDS if '--cfg' in c.split()
+                and entry_point(c) in (('module', 'intrada.check'), ('console', 'intrada-check'))]
+    assert commands, 'the README shows no check command'
+    tree = make_tree(tmp_path / 'tree')
+    cfg = write_config(tmp_path / 'tiny.yml', stage1_config(tree, tmp_path / 'experiments'))
+    for command in dict.fromkeys(commands):
+        words = shlex.split(command)
+        words[words.index('--cfg') + 1] = str(cfg)  # the README's config names the real datasets
+        proc = run_ok(argv_of(entry_point(command)) + words[words.index('--cfg'):], tmp_path)
+        assert 'checks passed' in proc.stdout
+
+
+def test_the_readme_quick_demo_runs_and_its_piped_log_is_short(tmp_path):
+    commands = [c for c in COMMANDS if entry_point(c) == ('module', 'intrada.demo') and '--quick' in c.split()]
+    assert commands, 'the README shows no quick demo command'
+    log = tmp_path / 'demo.log'
+    with open(log, 'w') as out:  # as `python -m intrada.demo --quick > demo.log 2>&1`
+        proc = subprocess.run(argv_of(('module', 'intrada.demo')) + shlex.split(commands[0])[3:]
+                              + ['--out', str(tmp_path / 'demo')], cwd=tmp_path, stdout=out,
+                              stderr=subprocess.STDOUT, timeout=600)
+    text = log.read_text()
+    assert proc.returncode == 0 and 'Traceback' not in text, text[-3000:]
+    assert '\r' not in text  # no progress-bar redraws
+    assert 'IntraDA (stage 3)' in text and len(text.splitlines()) < 200

@@ -26,5 +26,7 @@ setup(
     entry_points={'console_scripts': [
         'intrada-pipeline=intrada.pipeline:main',
         'intrada-demo=intrada.demo:main',
+        'intrada-predict=intrada.predict:main',
+        'intrada-pseudo-label-quality=entropy_rank.quality:main',
     ]},
 )

@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs without installing, from any folder
 
 from advent.cli import base_parser, config_from_args, run_guarded, str2bool  # noqa: E402
+from entropy_rank.quality import check_label_folder, report_quality  # noqa: E402
 from entropy_rank.ranking import run_ranking  # noqa: E402
 
 
@@ -20,12 +21,21 @@ def get_arguments(argv=None):
     parser.add_argument('--lambda1', type=float, default=0.67, help='fraction of images in the easy split')
     parser.add_argument('--out-dir', '--out_dir', dest='out_dir', type=str, default='.',
                         help='folder for easy_split.txt, hard_split.txt and color_masks/ (default: .)')
+    parser.add_argument('--pseudo-label-quality', '--pseudo_label_quality', dest='pseudo_label_quality',
+                        metavar='LABELS', default=None,
+                        help='opt-in: measure both splits\' pseudo-labels against the target training labels in '
+                             'LABELS (e.g. data/Cityscapes/gtFine/train); printed and written to '
+                             'entropy_ranking.json, never used for training')
     return parser.parse_args(argv)
 
 
 def main(args):
     cfg = config_from_args(args)
+    if args.pseudo_label_quality is not None:
+        check_label_folder(args.pseudo_label_quality, '--pseudo-label-quality')  # before the ranking
     run_ranking(cfg, args.best_iter, args.normalize, args.lambda1, args.out_dir)
+    if args.pseudo_label_quality is not None:
+        report_quality(args.out_dir, args.pseudo_label_quality, cfg.TRAIN.INFO_TARGET)
 
 
 if __name__ == '__main__':

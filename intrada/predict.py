@@ -199,9 +199,12 @@ def resolve_ensemble(args, cfg):
 def run(args):
     """The command: returns the failure lines (empty when every image was written)."""
     cfg = load_config(args.cfg)
-    input_size = args.input_size or cfg.TEST.INPUT_SIZE_TARGET
-    batch_size = args.batch_size or cfg.TEST.BATCH_SIZE_TARGET
-    num_workers = cfg.NUM_WORKERS if args.num_workers is None and args.cfg else (args.num_workers or 0)
+    input_size = cfg.TEST.INPUT_SIZE_TARGET if args.input_size is None else args.input_size
+    batch_size = cfg.TEST.BATCH_SIZE_TARGET if args.batch_size is None else args.batch_size
+    if args.num_workers is None:
+        num_workers = cfg.NUM_WORKERS if args.cfg else 0
+    else:
+        num_workers = args.num_workers
     for flag, value, least in (('--input-size', min(input_size), 1), ('--batch-size', batch_size, 1),
                                ('--num-workers', num_workers, 0)):
         if value < least:

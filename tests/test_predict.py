@@ -172,3 +172,16 @@ def test_existing_outputs_are_kept_unless_overwrite(env, tmp_path, capsys, one_t
 
 def test_console_script_is_declared():
     assert 'intrada-predict=intrada.predict:main' in (PROJECT_ROOT / 'setup.py').read_text()
+
+
+@pytest.mark.parametrize('extra,flag', [(['--batch-size', '0'], '--batch-size'),
+                                        (['--weight', '1', '2', '3'], '--weight'),
+                                        (['--device', 'tpu:x'], '--device')])
+def test_bad_flags_are_one_line_naming_the_flag(env, tmp_path, capsys, extra, flag):
+    from intrada.predict import main
+    root, checkpoints = env
+    out = tmp_path / 'out'
+    assert main([str(root / 'images' / 'wide.png'), *flags(checkpoints, out), *extra]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith('error:') and flag in err[0], err
+    assert not out.exists()

@@ -28,5 +28,7 @@ setup(
         'intrada-pipeline=intrada.pipeline:main',
         'intrada-demo=intrada.demo.cli:main',
         'intrada-check=intrada.check:console_main',
+        'intrada-predict=intrada.predict:main',
+        'intrada-pseudo-label-quality=entropy_rank.quality:main',
     ]},
 )

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs without ins
 
 from advent.cli import base_parser, config_from_args, print_header, run_guarded, str2bool  # noqa: E402
 from advent.domain_adaptation.config import PROJECT_ROOT  # noqa: E402
+from entropy_rank.quality import check_label_folder, report_quality  # noqa: E402
 from entropy_rank.ranking import run_ranking  # noqa: E402
 
 # --out-dir defaults to where this config reads the splits, so the documented stages chain without flags.
@@ -25,6 +26,11 @@ def get_arguments(argv=None):
     parser.add_argument('--out-dir', '--out_dir', dest='out_dir', type=str, default=None,
                         help='folder for easy_split.txt, hard_split.txt and color_masks/ (default: the folder '
                              'configs/intrada.yml reads them from, experiments/entropy_rank)')
+    parser.add_argument('--pseudo-label-quality', '--pseudo_label_quality', dest='pseudo_label_quality',
+                        metavar='LABELS', default=None,
+                        help='opt-in: measure both splits\' pseudo-labels against the target training labels in '
+                             'LABELS (e.g. data/Cityscapes/gtFine/train); printed and written to '
+                             'entropy_ranking.json, never used for training')
     return parser.parse_args(argv)
 
 
@@ -37,7 +43,11 @@ def main(args):
     cfg = config_from_args(args)
     out_dir = args.out_dir if args.out_dir is not None else default_out_dir()
     print_header(args, cfg, snapshots=cfg.TRAIN.SNAPSHOT_DIR, out_dir=out_dir)
+    if args.pseudo_label_quality is not None:
+        check_label_folder(args.pseudo_label_quality, '--pseudo-label-quality')  # before the ranking
     run_ranking(cfg, args.best_iter, args.normalize, args.lambda1, out_dir)
+    if args.pseudo_label_quality is not None:
+        report_quality(out_dir, args.pseudo_label_quality, cfg.TRAIN.INFO_TARGET)
 
 
 if __name__ == '__main__':

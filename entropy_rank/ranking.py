@@ -7,11 +7,9 @@ the first int(N * lambda1) names are the easy split, the rest the hard split. Ev
 image's argmax is saved as its pseudo-label (color_masks/<file name>) with a colour
 version (color_masks/<stem>_color.png).
 """
-import collections
 import os
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -24,8 +22,9 @@ from advent.domain_adaptation.eval_UDA import argmax_channels, load_for_evaluati
 from advent.errors import UserError
 from advent.utils.func import prob_2_entropy
 from advent.utils.progress import progress_bar
-from advent.utils.serialization import atomic_write_text, check_writable_dir, json_dump, save_image
+from advent.utils.serialization import ImageWriter, atomic_write_text, check_writable_dir, json_dump, save_image
 from advent.utils.viz_segmask import colorize_mask
+from entropy_rank.overview import OVERVIEW_COUNT, OVERVIEW_NAME, ranking_summary, render_ranking_overview
 
 # wall, fence, pole, light, sign, terrain, rider, truck, bus, train, motorcycle
 RARE_CLASSES = (3, 4, 5, 6, 7, 9, 12, 14, 15, 16, 17)
@@ -50,37 +49,6 @@ def normalizer_from_count(k, rare_classes=RARE_CLASSES):
 def normalizer(prediction, rare_classes=RARE_CLASSES):
     """(11 - k) / 11 + 0.5 for an argmax map holding k of the rare classes (any size)."""
     return normalizer_from_count(int(rare_class_count(prediction, rare_classes)), rare_classes)
-
-
-class ImageWriter:
-    """Saves images on a few threads, each save atomic (save_image), so that encoding PNGs
-    does not hold up the device. At most `max_pending` saves wait; the first failure is
-    raised by `submit` or on leaving the `with` block, which waits for every save."""
-
-    def __init__(self, workers=None, max_pending=32):
-        self.pool = ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1), thread_name_prefix='png-writer')
-        self.max_pending = max_pending
-        self.pending = collections.deque()
-
-    def submit(self, fn, *args):
-        while len(self.pending) >= self.max_pending:
-            self.pending.popleft().result()
-        self.pending.append(self.pool.submit(fn, *args))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            while self.pending:
-                future = self.pending.popleft()
-                if exc_type is None:
-                    future.result()
-                else:
-                    future.cancel()
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-        return False
 
 
 class _HostCopy:
@@ -136,9 +104,10 @@ def pseudo_label_names(name):
 
 
 def rank_target_images(model, dataset, input_size, device, out_dir, normalize, lambda1, num_workers=0,
-                       checkpoint=''):
-    """Run the ranking; writes easy_split.txt, hard_split.txt, color_masks/ and
-    entropy_ranking.json in out_dir. Returns (easy, hard, scores).
+                       checkpoint='', overview_count=OVERVIEW_COUNT):
+    """Run the ranking; writes easy_split.txt, hard_split.txt, color_masks/,
+    entropy_ranking.json and ranking_overview.png (entropy_rank.overview) in out_dir.
+    Returns (easy, hard, scores).
 
     The pseudo-labels go to a hidden staging folder first and move into color_masks/ only
     once every image is done: a run that fails half-way leaves the previous outputs as they were."""
@@ -150,6 +119,10 @@ def rank_target_images(model, dataset, input_size, device, out_dir, normalize, l
     try:
         easy, hard, records = _rank_into(model, dataset, input_size, device, staging, normalize, lambda1,
                                          num_workers)
+        ranked = sorted(records, key=lambda r: r['score'])
+        summary = ranking_summary(ranked, lambda1, overview_count)
+        # a dataset without IMG_MEAN (a test's) is drawn as it is
+        overview = render_ranking_overview(model, dataset, device, summary, getattr(dataset, 'mean', 0))
         mask_dir.mkdir(exist_ok=True)
         for file in sorted(staging.iterdir()):
             os.replace(file, mask_dir / file.name)
@@ -161,8 +134,9 @@ def rank_target_images(model, dataset, input_size, device, out_dir, normalize, l
         raise
     atomic_write_text(out_dir / 'easy_split.txt', ''.join(f'{n}\n' for n in easy))
     atomic_write_text(out_dir / 'hard_split.txt', ''.join(f'{n}\n' for n in hard))
-    json_dump({'checkpoint': str(checkpoint), 'normalize': normalize, 'lambda1': lambda1,
-               'ranking': sorted(records, key=lambda r: r['score'])}, out_dir / 'entropy_ranking.json')
+    json_dump({'checkpoint': str(checkpoint), 'normalize': normalize, 'lambda1': lambda1, 'summary': summary,
+               'ranking': ranked}, out_dir / 'entropy_ranking.json')
+    save_image(overview, out_dir / OVERVIEW_NAME)
     return easy, hard, records
 
 

@@ -170,7 +170,7 @@ def test_scripts_write_only_inside_the_configured_folders(tmp_path, world, monke
     new = files_under(tmp_path) - before
     assert new and all(snap in p.parents or out in p.parents for p in new), sorted(map(str, new))
     assert {p.name for p in out.iterdir()} == {'easy_split.txt', 'hard_split.txt', 'entropy_ranking.json',
-                                              'color_masks'}
+                                              'ranking_overview.png', 'color_masks'}
     # list entries hold sub-folders (city/...): the pseudo-labels take only the file name
     assert len(list((out / 'color_masks').iterdir())) == 2 * len(tinydata.CS_TRAIN)
     assert not list(cwd.iterdir())

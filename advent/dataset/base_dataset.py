@@ -52,7 +52,8 @@ def read_list_file(list_path):
     return names
 
 
-def _open_image(file, what):
+def open_image(file, what='image'):
+    """A decoded PIL image; a missing or unreadable file is a DatasetError naming it."""
     try:
         img = Image.open(file)
         img.load()
@@ -65,14 +66,31 @@ def _open_image(file, what):
 
 def load_image(file, size, interpolation, rgb):
     """Open, convert and resize like the original: returns float32 (H, W[, 3])."""
-    img = _open_image(file, 'image' if rgb else 'label')
+    img = open_image(file, 'image' if rgb else 'label')
     if rgb:
         img = img.convert('RGB')
     elif img.mode not in LABEL_MODES:
         raise DatasetError(f'label {file} has mode {img.mode}, expected a single-channel id image '
                            f'(one of {", ".join(LABEL_MODES)})')
-    img = img.resize(tuple(size), interpolation)
-    return np.asarray(img, np.float32)
+    return image_to_array(img, size, interpolation)
+
+
+def image_to_array(img, size, interpolation):
+    """A PIL image resized to `size` (width, height) as float32 (H, W[, 3])."""
+    return np.asarray(img.resize(tuple(size), interpolation), np.float32)
+
+
+def preprocess_image(image, mean):
+    """Float32 RGB (H, W, 3) -> the network input: BGR minus `mean`, (3, H, W). Modifies `image`."""
+    image = image[:, :, ::-1]  # RGB -> BGR
+    image -= mean
+    return image.transpose((2, 0, 1))
+
+
+def image_to_rgb(image, mean):
+    """The inverse of preprocess_image: a network input (3, H, W) -> RGB uint8 (H, W, 3)."""
+    bgr = np.asarray(image).transpose(1, 2, 0) + np.asarray(mean, np.float32)
+    return np.clip(np.rint(bgr[:, :, ::-1]), 0, 255).astype(np.uint8)
 
 
 def image_size_of(file, what):
@@ -128,9 +146,7 @@ class BaseDataset(data.Dataset):
         return len(self.files)
 
     def preprocess(self, image):
-        image = image[:, :, ::-1]  # RGB -> BGR
-        image -= self.mean
-        return image.transpose((2, 0, 1))
+        return preprocess_image(image, self.mean)
 
     def get_image(self, file):
         return load_image(file, self.image_size, Image.BICUBIC, rgb=True)

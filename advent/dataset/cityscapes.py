@@ -9,6 +9,11 @@ from advent.utils.serialization import json_load
 DEFAULT_INFO_PATH = str(DATASET_DIR / 'cityscapes_list' / 'info.json')
 
 
+def gtfine_label_name(name):
+    """The gtFine label of list entry `name` (relative to gtFine/SET): CITY/X_gtFine_labelIds.png."""
+    return name.replace('leftImg8bit', 'gtFine_labelIds')
+
+
 class CityscapesDataSet(BaseDataset):
     """Cityscapes. With load_labels=False (the unlabelled target training set) no label
     file is ever opened and the label is an all-255 (ignore) map."""
@@ -28,7 +33,7 @@ class CityscapesDataSet(BaseDataset):
 
     def get_metadata(self, name):
         img_file = self.root / 'leftImg8bit' / self.set / name
-        label_file = self.root / 'gtFine' / self.set / name.replace('leftImg8bit', 'gtFine_labelIds')
+        label_file = self.root / 'gtFine' / self.set / gtfine_label_name(name)
         return img_file, label_file
 
     def get_train_ids(self, label_file):

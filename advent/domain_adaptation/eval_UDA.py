@@ -66,19 +66,25 @@ def confusion_matrix(models, weights, test_loader, num_classes, device, interp, 
         label = label.to(device, non_blocking=True)
         upsample = interp or nn.Upsample(size=tuple(label.shape[1:]), mode='bilinear', align_corners=True)
         with torch.no_grad():
-            # the original's arithmetic (weight * scores, summed in model order), in place;
-            # a weight of 1 changes no value and is skipped
-            output = None
-            for model, weight in zip(models, weights):
-                scores = upsample(model(image)[1])
-                if weight != 1:
-                    scores.mul_(weight)
-                output = scores if output is None else output.add_(scores)
-                del scores
+            output = weighted_sum((model(image)[1] for model in models), weights, upsample)
             prediction = argmax_channels(output)
             del output  # the full-resolution score map goes before the next image's arrives
         accumulate_hist(hist, label, prediction, num_classes)
     return hist[:-1].view(num_classes, num_classes).cpu().numpy()
+
+
+def weighted_sum(main_outputs, weights, upsample):
+    """The ensemble of TEST.MODEL_WEIGHT: sum over k of weight_k * upsample(main_outputs[k]),
+    in model order, in place (the original's arithmetic; a weight of 1 changes no value and
+    is skipped). main_outputs may be a generator, so that one model's output at a time is held."""
+    output = None
+    for scores, weight in zip(main_outputs, weights):
+        scores = upsample(scores)
+        if weight != 1:
+            scores.mul_(weight)
+        output = scores if output is None else output.add_(scores)
+        del scores
+    return output
 
 
 def argmax_channels(scores):
@@ -194,10 +200,15 @@ def print_miou(cfg, ious, prefix):
         print(f'mIoU13 = \t{miou_percent(ious, CLASSES_13_OF_16)}')
 
 
+def iou_summary(ious, class_names):
+    """{'mIoU': percent, 'per_class': {class name: percent or None (class absent)}}."""
+    return {'mIoU': miou_percent(ious),
+            'per_class': {str(n): _percent_or_none(v) for n, v in zip(class_names, ious)}}
+
+
 def write_iou_table(path, checkpoint, ious, class_names):
     """The per-class IoU table (percent) as JSON beside the checkpoint."""
-    table = {'checkpoint': str(checkpoint), 'mIoU': miou_percent(ious),
-             'per_class': {str(n): _percent_or_none(v) for n, v in zip(class_names, ious)}}
+    table = {'checkpoint': str(checkpoint), **iou_summary(ious, class_names)}
     if len(ious) == 16:
         table['mIoU13'] = miou_percent(ious, CLASSES_13_OF_16)
     json_dump(table, path)

@@ -18,6 +18,12 @@ def prob_2_entropy(prob):
     return -torch.mul(prob, torch.log2(prob + 1e-30)) / np.log2(c)
 
 
+def entropy_map(prob):
+    """Per-pixel entropy of softmax maps (N, C, H, W) -> (N, H, W), normalised by log2(C) to
+    [0, 1]: prob_2_entropy summed over the classes."""
+    return prob_2_entropy(prob).sum(1)
+
+
 def loss_calc(pred, label, device):
     """Segmentation cross-entropy; label (n, h, w) is moved to pred's device as int64."""
     label = label.long().to(device)

@@ -5,12 +5,14 @@ crash leaves either the previous file or the complete new one, never half of it.
 Checkpoints load with ``weights_only=True``: a file that needs arbitrary pickled
 objects is refused instead of executed.
 """
+import collections
 import contextlib
 import json
 import os
 import tempfile
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -94,6 +96,37 @@ def save_image(image, path):
 def _pil_format(path):
     ext = path.suffix.lower()
     return {'.png': 'PNG', '.jpg': 'JPEG', '.jpeg': 'JPEG'}.get(ext, 'PNG')
+
+
+class ImageWriter:
+    """Saves images on a few threads, each save atomic (save_image), so that encoding PNGs
+    does not hold up the device. At most `max_pending` saves wait; the first failure is
+    raised by `submit` or on leaving the `with` block, which waits for every save."""
+
+    def __init__(self, workers=None, max_pending=32):
+        self.pool = ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1), thread_name_prefix='png-writer')
+        self.max_pending = max_pending
+        self.pending = collections.deque()
+
+    def submit(self, fn, *args):
+        while len(self.pending) >= self.max_pending:
+            self.pending.popleft().result()
+        self.pending.append(self.pool.submit(fn, *args))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            while self.pending:
+                future = self.pending.popleft()
+                if exc_type is None:
+                    future.result()
+                else:
+                    future.cancel()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        return False
 
 
 def save_checkpoint(obj, path):

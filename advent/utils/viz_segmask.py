@@ -16,3 +16,28 @@ def colorize_mask(mask):
     new_mask = Image.fromarray(np.asarray(mask).astype(np.uint8)).convert('P')
     new_mask.putpalette(palette)
     return new_mask
+
+
+def colorize_rgb(mask):
+    """Train-id mask (H, W) -> RGB uint8 (H, W, 3) in the palette."""
+    return np.asarray(colorize_mask(mask).convert('RGB'))
+
+
+def entropy_heatmap(entropy):
+    """Entropy map in [0, 1] (H, W) -> RGB uint8 (H, W, 3), from black (certain) through red
+    to yellow (uncertain)."""
+    e = np.clip(np.asarray(entropy, np.float32), 0, 1)[..., None]
+    return (255 * np.concatenate([np.sqrt(e), e, e ** 3 * 0.3], axis=2)).astype(np.uint8)
+
+
+def overlay(photo, mask, alpha=0.5):
+    """The colour mask blended over an RGB photo (H, W, 3) of the mask's size: RGB uint8."""
+    photo = np.asarray(photo, np.float32)
+    return np.rint((1 - alpha) * photo + alpha * colorize_rgb(mask)).astype(np.uint8)
+
+
+def prediction_images(photo, mask, entropy, alpha=0.5):
+    """The pictures of one prediction, all at the photo's size: {'color': paletted colour mask,
+    'entropy': heat map, 'overlay': colour mask over the photo} as PIL images."""
+    return {'color': colorize_mask(mask), 'entropy': Image.fromarray(entropy_heatmap(entropy)),
+            'overlay': Image.fromarray(overlay(photo, mask, alpha))}

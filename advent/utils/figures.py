@@ -1,0 +1,105 @@
+"""Figures drawn with PIL and numpy only: a grid of labelled image tiles, a histogram with
+a marked threshold, and images stacked into one."""
+import numpy as np
+from PIL import Image, ImageDraw
+
+PAD = 4
+BACKGROUND = 'white'
+INK = 'black'
+MARK = (200, 30, 30)
+
+
+def _text_size(draw, text):
+    left, top, right, bottom = draw.multiline_textbbox((0, 0), text)
+    return right - left, bottom - top
+
+
+def _as_image(tile):
+    return tile if isinstance(tile, Image.Image) else Image.fromarray(np.asarray(tile))
+
+
+def _fit(tile, size):
+    """`tile` at `size` (width, height): pixels repeated when enlarging (a mask keeps its
+    colours), averaged when shrinking."""
+    if tile.size == tuple(size):
+        return tile
+    enlarging = size[0] >= tile.size[0] and size[1] >= tile.size[1]
+    return tile.convert('RGB').resize(tuple(size), Image.NEAREST if enlarging else Image.BOX)
+
+
+def tile_grid(rows, header, tile_size=None):
+    """A grid of tiles with a label before each row and a title over each column.
+
+    rows: [(label, [tiles])], a tile an RGB array (H, W, 3) or a PIL image; labels may hold
+    several lines. header: the column titles. Every tile is drawn at tile_size (width,
+    height), by default the first tile's size. Returns an RGB PIL image."""
+    tiles = [[_as_image(t) for t in row_tiles] for _, row_tiles in rows]
+    tile_w, tile_h = tile_size or tiles[0][0].size
+    probe = ImageDraw.Draw(Image.new('RGB', (1, 1)))
+    label_w = max([_text_size(probe, label)[0] for label, _ in rows] + [0]) + 2 * PAD
+    head_h = max([_text_size(probe, title)[1] for title in header] + [0]) + 2 * PAD
+    columns = max(len(t) for t in tiles)
+    canvas = Image.new('RGB', (label_w + columns * (tile_w + PAD), head_h + len(rows) * (tile_h + PAD)), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    for j, title in enumerate(header):
+        draw.text((label_w + j * (tile_w + PAD), PAD), title, fill=INK)
+    for i, ((label, _), row_tiles) in enumerate(zip(rows, tiles)):
+        y = head_h + i * (tile_h + PAD)
+        draw.multiline_text((PAD, y + max(0, (tile_h - _text_size(draw, label)[1]) // 2)), label, fill=INK)
+        for j, tile in enumerate(row_tiles):
+            canvas.paste(_fit(tile, (tile_w, tile_h)), (label_w + j * (tile_w + PAD), y))
+    return canvas
+
+
+def histogram_image(values, bins, cut=None, size=(480, 180), title='', below='#4c9a4c', above='#c0504d'):
+    """A histogram of `values` as an RGB PIL image. bins: an int or the bin edges (as
+    numpy.histogram takes them). With `cut`, the bars whose centre lies at or below it are
+    drawn in `below`, the others in `above`, and a line marks the cut."""
+    values = np.asarray(values, np.float64)
+    counts, edges = np.histogram(values, bins=bins)
+    width, height = size
+    canvas = Image.new('RGB', size, BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    text_h = _text_size(draw, '0')[1]
+    left, right, top, bottom = 8 * PAD + _text_size(draw, str(counts.max(initial=0)))[0], 3 * PAD, \
+        2 * PAD + text_h, 3 * PAD + text_h
+    plot_w, plot_h = width - left - right, height - top - bottom
+    draw.text((left, PAD), title, fill=INK)
+    lo, hi = float(edges[0]), float(edges[-1])
+
+    def x_of(value):
+        return left + (value - lo) / ((hi - lo) or 1.0) * plot_w
+
+    peak = max(int(counts.max(initial=0)), 1)
+    for count, a, b in zip(counts, edges[:-1], edges[1:]):
+        if count == 0:
+            continue
+        colour = below if cut is None or (a + b) / 2 <= cut else above
+        draw.rectangle([x_of(a), top + plot_h * (1 - count / peak), max(x_of(b) - 1, x_of(a)), top + plot_h],
+                       fill=colour)
+    draw.line([left, top + plot_h, left + plot_w, top + plot_h], fill=INK)
+    draw.line([left, top, left, top + plot_h], fill=INK)
+    draw.text((PAD, top), str(peak if counts.any() else 0), fill=INK)
+    draw.text((PAD, top + plot_h - text_h), '0', fill=INK)
+    low_text, high_text = f'{lo:.4g}', f'{hi:.4g}'
+    draw.text((left, top + plot_h + PAD), low_text, fill=INK)
+    draw.text((left + plot_w - _text_size(draw, high_text)[0], top + plot_h + PAD), high_text, fill=INK)
+    if cut is not None:
+        x = x_of(cut)
+        draw.line([x, top, x, top + plot_h], fill=MARK, width=2)
+        cut_text = f'cut {cut:.4g}'
+        draw.text((min(x + PAD, width - right - _text_size(draw, cut_text)[0]), top), cut_text, fill=MARK)
+    return canvas
+
+
+def stack_images(images, pad=2 * PAD):
+    """Images one below the other, left-aligned, on a white RGB canvas."""
+    images = [image.convert('RGB') for image in images]
+    width = max(image.width for image in images)
+    height = sum(image.height for image in images) + pad * (len(images) - 1)
+    canvas = Image.new('RGB', (width, height), BACKGROUND)
+    y = 0
+    for image in images:
+        canvas.paste(image, (0, y))
+        y += image.height + pad
+    return canvas

@@ -1,0 +1,92 @@
+"""Stage 2 shows its decision: the easiest and the hardest target images with their
+predictions and entropy maps, and the histogram of the scores with the lambda1 cut marked
+(ranking_overview.png, in the spirit of the paper's figure), and the same numbers for
+entropy_ranking.json (ranking_summary)."""
+import numpy as np
+import torch
+
+from advent.dataset.base_dataset import image_to_rgb
+from advent.domain_adaptation.inference import segment
+from advent.utils.figures import histogram_image, stack_images, tile_grid
+from advent.utils.viz_segmask import colorize_rgb, entropy_heatmap
+
+OVERVIEW_NAME = 'ranking_overview.png'
+OVERVIEW_COUNT = 4      # easiest and hardest images shown
+HISTOGRAM_BINS = 20
+TILE_WIDTH = (160, 320)  # tiles are scaled to a width in this range
+
+
+def ranking_summary(ranking, lambda1, count=OVERVIEW_COUNT, bins=HISTOGRAM_BINS):
+    """The numbers of the overview figure. ranking: the records ({'name', 'score', ...})
+    sorted by score, ascending, as the splits are cut from them.
+
+    cut_score lies halfway between the last easy and the first hard score (None when a
+    split is empty); easiest / hardest: up to `count` images from either end, never the same
+    image twice."""
+    scores = np.array([r['score'] for r in ranking], np.float64)
+    n = len(ranking)
+    cut = int(n * lambda1)
+    shown = min(count, (n + 1) // 2)
+    counts, edges = np.histogram(scores, bins=bins) if n else (np.zeros(0, int), np.zeros(0))
+    return {
+        'images': n, 'lambda1': lambda1, 'easy': cut, 'hard': n - cut,
+        'cut_score': float((scores[cut - 1] + scores[cut]) / 2) if 0 < cut < n else None,
+        'histogram': {'edges': [float(e) for e in edges], 'counts': [int(c) for c in counts]},
+        'easiest': [_entry(ranking, i) for i in range(shown)],
+        'hardest': [_entry(ranking, i) for i in range(n - 1, max(shown, n - count) - 1, -1)],
+    }
+
+
+def _entry(ranking, index):
+    return {'rank': index + 1, 'name': ranking[index]['name'], 'score': ranking[index]['score']}
+
+
+def _names(dataset):
+    """The list names of a project dataset (img_ids); other datasets are read item by item."""
+    names = getattr(dataset, 'img_ids', None)
+    return list(names) if names is not None else [dataset[i][3] for i in range(len(dataset))]
+
+
+def _tile_size(width, height):
+    tile_w = min(max(width, TILE_WIDTH[0]), TILE_WIDTH[1])
+    return tile_w, max(1, round(height * tile_w / width))
+
+
+def render_ranking_overview(model, dataset, device, summary, mean):
+    """ranking_overview.png as a PIL image: a row per image of summary['easiest'] and
+    summary['hardest'] (the photo, the prediction, the entropy map, as stage 2 computes them
+    at the dataset's input size), then the histogram of the scores with the cut.
+
+    dataset: items (image, label, shape, name) with preprocessed images (mean: their IMG_MEAN)."""
+    index_of = {name: i for i, name in enumerate(_names(dataset))}
+    rows, tile_size = [], None
+    model.eval()
+    for entries in (summary['easiest'], summary['hardest']):
+        for entry in entries:
+            split = 'easy' if entry['rank'] <= summary['easy'] else 'hard'
+            image = dataset[index_of[entry['name']]][0]
+            height, width = image.shape[1:]
+            tile_size = tile_size or _tile_size(width, height)
+            batch = torch.from_numpy(np.ascontiguousarray(image))[None].to(device)
+            prediction, entropy = (t.cpu().numpy() for t in segment([model], [1.0], batch, [(width, height)])[0])
+            label = (f'rank {entry["rank"]}/{summary["images"]}, {split}\nscore {entry["score"]:.4f}\n'
+                     f'{_short(entry["name"])}')
+            rows.append((label, [image_to_rgb(image, mean), colorize_rgb(prediction), entropy_heatmap(entropy)]))
+    parts = [tile_grid(rows, ['image', 'prediction', 'entropy (black 0, yellow 1)'], tile_size)] if rows else []
+    title = (f'{summary["images"]} images by entropy score; lambda1 {summary["lambda1"]}: '
+             f'{summary["easy"]} easy, {summary["hard"]} hard')
+    parts.append(_histogram(summary, max(parts[0].width if parts else 0, 480), title))
+    return stack_images(parts)
+
+
+def _histogram(summary, width, title):
+    """The histogram image of the summary's counts (drawn from the bin centres, so that the
+    figure shows exactly the counts the JSON holds)."""
+    edges = np.array(summary['histogram']['edges'])
+    centres = np.repeat((edges[:-1] + edges[1:]) / 2, summary['histogram']['counts'])
+    return histogram_image(centres, edges, summary['cut_score'], (width, 180), title)
+
+
+def _short(name, limit=28):
+    name = name.split('/')[-1]
+    return name if len(name) <= limit else name[:limit - 3] + '...'

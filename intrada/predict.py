@@ -1,0 +1,261 @@
+"""Prediction on any images with a trained model or a weighted ensemble.
+
+    python -m intrada.predict --cfg configs/intrada_trained.yml my_photos/ --out-dir predictions/
+    python -m intrada.predict --checkpoint a.pth b.pth --weight 0.5 0.5 'shots/*.jpg' --out-dir predictions/
+
+(also installed as `intrada-predict`). The models, their weights, IMG_MEAN and the input size
+come from a config's TEST section (TEST.RESTORE_FROM, TEST.MODEL, TEST.MULTI_LEVEL,
+TEST.MODEL_WEIGHT, TEST.IMG_MEAN, TEST.INPUT_SIZE_TARGET) or the defaults; flags override
+them. Several checkpoints are an ensemble as in the evaluation: sum of weight * main output;
+without --weight, checkpoints given by --checkpoint weigh equally (1/n each).
+
+IMAGES: folders (their image files, subfolders included), glob patterns (quoted), list files
+(.txt or .lst: one path a line, relative to the list file's folder) or image files. Each
+image, of any size, is preprocessed as the datasets do (bicubic to the input size, BGR minus
+the mean); the scores are upsampled back to the image's own size. Under the output folder, at
+the image's path relative to the inputs' common folder, four PNGs at the image's size:
+<stem>_trainIds.png (argmax train ids), <stem>_color.png (palette), <stem>_entropy.png (the
+normalised entropy as a heat map: black certain, yellow uncertain), <stem>_overlay.png.
+
+Files that cannot be read are skipped and named at the end, one line each (exit status 1);
+the others are written. An output that exists is kept unless --overwrite.
+"""
+import glob
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils import data
+
+from advent.cli import OneLineParser, run_guarded
+from advent.dataset.base_dataset import image_to_array, open_image, preprocess_image
+from advent.domain_adaptation.config import load_config
+from advent.domain_adaptation.inference import load_segmenters, segment
+from advent.errors import UserError
+from advent.utils.progress import progress_bar
+from advent.utils.serialization import ImageWriter, check_writable_dir, save_image
+from advent.utils.viz_segmask import prediction_images
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm')
+LIST_EXTENSIONS = ('.txt', '.lst')
+OUTPUT_KINDS = ('trainIds', 'color', 'entropy', 'overlay')
+
+
+class PredictionError(UserError, ValueError):
+    pass
+
+
+def find_images(inputs, exclude=None):
+    """The image files that folders, glob patterns, list files and files name, in order,
+    each once; files under `exclude` (the output folder) are left out."""
+    files = []
+    for spec in inputs:
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob('*') if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            what = f'folder {spec}'
+        elif path.is_file() and path.suffix.lower() in LIST_EXTENSIONS:
+            try:
+                lines = [line.strip() for line in path.read_text().splitlines()]
+            except UnicodeDecodeError:
+                raise PredictionError(f'list file {spec} is not a text file') from None
+            found = [path.parent / line for line in lines if line]
+            what = f'list file {spec}'
+        elif path.is_file():
+            found = [path]
+        elif glob.has_magic(spec):
+            found = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+            what = f'pattern {spec!r}'
+        else:
+            raise PredictionError(f'input {spec} does not exist (expected a folder, a glob pattern, a list file '
+                                  f'or an image)')
+        if exclude is not None:
+            found = [p for p in found if not _inside(p, exclude)]
+        if not found:
+            raise PredictionError(f'{what} holds no image files ({", ".join(IMAGE_EXTENSIONS)})')
+        files += found
+    unique = {os.path.abspath(p): Path(p) for p in files}
+    return list(unique.values())
+
+
+def _inside(path, folder):
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+
+
+def output_bases(files, out_dir):
+    """Per image, its outputs' path without the '_<kind>.png' ending: its path relative to the
+    inputs' common folder, under out_dir, without its extension (kept where two images
+    would otherwise share a name, as a.png and a.jpg)."""
+    absolute = [Path(os.path.abspath(f)) for f in files]
+    root = Path(os.path.commonpath([str(p.parent) for p in absolute]))
+    relative = [p.relative_to(root) for p in absolute]
+    stems = [r.with_suffix('') for r in relative]
+    shared = {s for s in stems if stems.count(s) > 1}
+    return [Path(out_dir) / (r if s in shared else s) for r, s in zip(relative, stems)]
+
+
+def output_path(base, kind):
+    return base.parent / f'{base.name}_{kind}.png'
+
+
+class ImageFiles(data.Dataset):
+    """Items (index, network input or None, RGB photo (H, W, 3) or None, error or None): a file
+    that cannot be read is an item with its one-line reason, not an exception."""
+
+    def __init__(self, files, input_size, mean):
+        self.files, self.input_size, self.mean = files, tuple(input_size), mean
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        file = self.files[index]
+        try:
+            photo = ImageOps.exif_transpose(open_image(file, 'image')).convert('RGB')
+            network_input = preprocess_image(image_to_array(photo, self.input_size, Image.BICUBIC), self.mean)
+        except UserError as e:
+            return index, None, None, str(e)
+        except Exception as e:  # noqa: BLE001 - whatever a file does wrong, the others go on
+            return index, None, None, f'image {file} cannot be used ({type(e).__name__}: {e})'
+        return index, torch.from_numpy(network_input.copy()), np.asarray(photo), None
+
+
+def save_prediction(photo, prediction, entropy, base, overwrite):
+    """The four PNGs of one image, each atomic; an existing one is kept unless `overwrite`."""
+    images = {'trainIds': Image.fromarray(prediction), **prediction_images(photo, prediction, entropy)}
+    for kind in OUTPUT_KINDS:
+        path = output_path(base, kind)
+        if overwrite or not path.exists():
+            save_image(images[kind], path)
+
+
+def predict_files(models, weights, files, bases, input_size, mean, device, batch_size=1, num_workers=0,
+                  overwrite=False):
+    """Predict `files` and write their outputs (output_bases). Returns (written, skipped,
+    failures): image counts and one line per file that could not be read."""
+    todo = [i for i, base in enumerate(bases)
+            if overwrite or not all(output_path(base, kind).exists() for kind in OUTPUT_KINDS)]
+    loader = data.DataLoader(ImageFiles([files[i] for i in todo], input_size, mean), batch_size=batch_size,
+                             num_workers=num_workers, collate_fn=list)
+    failures, written = [], 0
+    with ImageWriter() as writer:
+        for batch in progress_bar(loader, desc='predicting (batches)'):
+            good = [item for item in batch if item[3] is None]
+            failures += [item[3] for item in batch if item[3] is not None]
+            if good:
+                images = torch.stack([item[1] for item in good]).to(device)
+                sizes = [(photo.shape[1], photo.shape[0]) for _, _, photo, _ in good]
+                for (index, _, photo, _), (prediction, entropy) in zip(good, segment(models, weights, images, sizes)):
+                    writer.submit(save_prediction, photo, prediction.cpu().numpy(), entropy.cpu().numpy(),
+                                  bases[todo[index]], overwrite)
+                written += len(good)
+    return written, len(files) - len(todo), failures
+
+
+def choose_device(spec, gpu_id):
+    if spec == 'auto':
+        return torch.device('cuda', gpu_id) if torch.cuda.is_available() else torch.device('cpu')
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise PredictionError(f'--device {spec!r}: expected auto, cpu, cuda or cuda:N') from None
+    if device.type == 'cuda' and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise PredictionError(f'--device {spec}: no such CUDA GPU here')
+    return device
+
+
+def _per_model(values, n, flag):
+    values = list(values)
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise PredictionError(f'{flag}: {len(values)} values for {n} checkpoints')
+    return values
+
+
+def resolve_ensemble(args, cfg):
+    """(checkpoints, model names, multi-level flags, weights) from the flags and the config."""
+    checkpoints = args.checkpoint or [p for p in cfg.TEST.RESTORE_FROM if p]
+    if not checkpoints:
+        raise PredictionError('no checkpoint: pass --checkpoint, or --cfg with a config whose TEST.RESTORE_FROM '
+                              'names one')
+    n = len(checkpoints)
+    names = _per_model(args.model or cfg.TEST.MODEL, n, '--model' if args.model else 'TEST.MODEL')
+    multi = cfg.TEST.MULTI_LEVEL if len(cfg.TEST.MULTI_LEVEL) == n else cfg.TEST.MULTI_LEVEL[:1]
+    multi = _per_model(multi, n, 'TEST.MULTI_LEVEL')
+    if args.weight:
+        weights = _per_model(args.weight, n, '--weight')
+    elif not args.checkpoint and len(cfg.TEST.MODEL_WEIGHT) == n:
+        weights = list(cfg.TEST.MODEL_WEIGHT)
+    else:
+        weights = [1.0 / n] * n
+    return checkpoints, names, multi, weights
+
+
+def run(args):
+    """The command: returns the failure lines (empty when every image was written)."""
+    cfg = load_config(args.cfg)
+    input_size = cfg.TEST.INPUT_SIZE_TARGET if args.input_size is None else args.input_size
+    batch_size = cfg.TEST.BATCH_SIZE_TARGET if args.batch_size is None else args.batch_size
+    if args.num_workers is None:
+        num_workers = cfg.NUM_WORKERS if args.cfg else 0
+    else:
+        num_workers = args.num_workers
+    for flag, value, least in (('--input-size', min(input_size), 1), ('--batch-size', batch_size, 1),
+                               ('--num-workers', num_workers, 0)):
+        if value < least:
+            raise PredictionError(f'{flag} must be at least {least}, got {value}')
+    checkpoints, names, multi, weights = resolve_ensemble(args, cfg)
+    files = find_images(args.images, exclude=args.out_dir)
+    check_writable_dir(args.out_dir, '--out-dir')
+    device = choose_device(args.device, cfg.GPU_ID)
+    models = load_segmenters(names, multi, checkpoints, cfg.NUM_CLASSES, device)
+    print(f'{len(files)} images; {" + ".join(f"{w:g} x {c}" for w, c in zip(weights, checkpoints))} on {device}, '
+          f'input size {input_size[0]}x{input_size[1]}', flush=True)
+    written, skipped, failures = predict_files(models, weights, files, output_bases(files, args.out_dir), input_size,
+                                               cfg.TEST.IMG_MEAN, device, batch_size, num_workers, args.overwrite)
+    print(f'{written} images predicted into {args.out_dir}'
+          + (f'; {skipped} skipped, their outputs exist (--overwrite replaces them)' if skipped else ''))
+    for line in failures:
+        print(f'error: {line}', file=sys.stderr)
+    if failures:
+        print(f'{len(failures)} of {len(files)} images failed', file=sys.stderr)
+    return failures
+
+
+def get_arguments(argv=None):
+    parser = OneLineParser(prog='python -m intrada.predict',
+                           description='Segment any images with a trained model or an ensemble; writes train ids, '
+                                       'colour, entropy and overlay PNGs at each image\'s size')
+    parser.add_argument('images', nargs='+', help='folders, glob patterns, list files (.txt, .lst) or images')
+    parser.add_argument('--out-dir', '--out_dir', '--out', dest='out_dir', required=True, help='output folder')
+    parser.add_argument('--cfg', default=None, help='YAML config: its TEST section gives the models and settings')
+    parser.add_argument('--checkpoint', nargs='+', default=None, help='checkpoint(s) (default: TEST.RESTORE_FROM)')
+    parser.add_argument('--weight', nargs='+', type=float, default=None,
+                        help='ensemble weights, one per checkpoint (default: TEST.MODEL_WEIGHT, or equal)')
+    parser.add_argument('--model', nargs='+', default=None,
+                        help='model variant(s), e.g. DeepLabv2 (default: TEST.MODEL)')
+    parser.add_argument('--input-size', '--input_size', dest='input_size', nargs=2, type=int, default=None,
+                        metavar=('WIDTH', 'HEIGHT'), help='what the network sees (default: TEST.INPUT_SIZE_TARGET)')
+    parser.add_argument('--batch-size', '--batch_size', dest='batch_size', type=int, default=None,
+                        help='images per forward pass (default: TEST.BATCH_SIZE_TARGET)')
+    parser.add_argument('--num-workers', '--num_workers', dest='num_workers', type=int, default=None,
+                        help='image-loading processes (default: NUM_WORKERS with --cfg, else 0)')
+    parser.add_argument('--device', default='auto', help='auto (a GPU when there is one), cpu, cuda or cuda:N')
+    parser.add_argument('--overwrite', action='store_true', help='replace outputs that exist')
+    parser.add_argument('--debug', action='store_true', help='show the full traceback on errors')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = get_arguments(argv)
+    outcome = {}
+    status = run_guarded(lambda a: outcome.update(failures=run(a)), args)
+    return status or (1 if outcome['failures'] else 0)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -4,8 +4,9 @@
     python benchmarks/run.py --quick         # about two minutes on 2 CPU cores
     python benchmarks/run.py --json OUT.json # also write the figures as JSON
 
-Everything runs on random inputs with the real DeepLabv2 ResNet-101 (`get_deeplab_v2()`),
-on the machine at hand (CUDA when present, else the CPU). Each measurement runs "ours"
+Everything runs on random inputs with the real DeepLabv2 ResNet-101 (`get_deeplab_v2()`; --model
+picks a reduced variant, which only checks the plumbing), on the machine at hand (CUDA when
+present, else the CPU). Each measurement runs "ours"
 (the project's own functions) and a baseline that does the same work the original's way,
 in the same process, and reports ours / baseline:
 
@@ -67,7 +68,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from advent.dataset.loader import build_train_loader  # noqa: E402
 from advent.domain_adaptation import eval_UDA, train_UDA  # noqa: E402
 from advent.domain_adaptation.config import default_config  # noqa: E402
-from advent.model.deeplabv2 import get_deeplab_v2  # noqa: E402
+from advent.model.deeplabv2 import MODEL_VARIANTS, get_deeplab_v2  # noqa: E402
 from advent.utils.func import prob_2_entropy  # noqa: E402
 from advent.utils.precision import fp32_precision, numeric_settings  # noqa: E402
 from benchmarks import original_way  # noqa: E402
@@ -213,18 +214,18 @@ BASELINE_TRAINING = {'amp': '', 'channels_last': False, 'cudnn_benchmark': False
 
 
 def train_cfg(sizes, iterations, snapshot_dir, device, amp='', channels_last=False, cudnn_benchmark=False,
-              allow_tf32=False):
+              allow_tf32=False, model='DeepLabv2'):
     cfg = default_config()
     cfg.GPU_ID = -1 if device.type == 'cpu' else (device.index or 0)
     cfg.ALLOW_TF32 = allow_tf32
-    cfg.TRAIN.update(MODEL='DeepLabv2', INPUT_SIZE_SOURCE=list(sizes['train_source']),
+    cfg.TRAIN.update(MODEL=model, INPUT_SIZE_SOURCE=list(sizes['train_source']),
                      INPUT_SIZE_TARGET=list(sizes['train_target']), MAX_ITERS=100000, EARLY_STOP=iterations - 1,
                      SAVE_PRED_EVERY=10 ** 9, SNAPSHOT_DIR=str(snapshot_dir), TENSORBOARD_LOGDIR='',
                      AMP=amp, CHANNELS_LAST=channels_last, CUDNN_BENCHMARK=cudnn_benchmark)
     return cfg
 
 
-def run_training(device, sizes, warmup, iterations, settings):
+def run_training(device, sizes, warmup, iterations, settings, model_name):
     """Seconds of the fastest iteration after `warmup` iterations, the peak memory of the
     run and every iteration's seconds."""
     source = RandomImages(warmup + iterations, sizes['train_source'], sizes['train_source'], seed=5)
@@ -233,9 +234,9 @@ def run_training(device, sizes, warmup, iterations, settings):
     stamps = []  # when each iteration fetches its source batch (the previous one has synchronised)
     source.on_item = lambda index: stamps.append(time.perf_counter())
     torch.manual_seed(0)
-    model = get_deeplab_v2(NUM_CLASSES, True)
+    model = get_deeplab_v2(NUM_CLASSES, True, model_name)
     with tempfile.TemporaryDirectory(prefix='intrada-bench-') as tmp:
-        cfg = train_cfg(sizes, warmup + iterations, tmp, device, **settings)
+        cfg = train_cfg(sizes, warmup + iterations, tmp, device, model=model_name, **settings)
         torch.manual_seed(0)
         timing = measure(lambda: train_UDA.train_domain_adaptation(model, build_train_loader(source, 1, 0),
                                                                    build_train_loader(target, 1, 0), cfg), device)
@@ -263,8 +264,8 @@ def bench_train(device, args, sizes):
     ours_settings = ours_training_settings(device, args)
     warmup = max(1, args.warmup)
     baseline_s, baseline_peak, baseline_all = run_training(device, sizes, warmup, args.train_iters,
-                                                           BASELINE_TRAINING)
-    ours_s, ours_peak, ours_all = run_training(device, sizes, warmup, args.train_iters, ours_settings)
+                                                           BASELINE_TRAINING, args.model)
+    ours_s, ours_peak, ours_all = run_training(device, sizes, warmup, args.train_iters, ours_settings, args.model)
     return (ratio(1 / ours_s, 1 / baseline_s, 'iterations/s'),
             ratio(ours_peak, baseline_peak, memory_unit(device)), ours_settings,
             {'ours': ours_all, 'baseline': baseline_all})
@@ -307,6 +308,8 @@ def parse_args(argv=None):
     parser.add_argument('--quick', action='store_true', help='a short run (about two minutes on 2 CPU cores)')
     parser.add_argument('--json', metavar='OUT', help='write the figures to this JSON file')
     parser.add_argument('--device', choices=('cuda', 'cpu'), help='default: cuda when available')
+    parser.add_argument('--model', default='DeepLabv2', choices=sorted(MODEL_VARIANTS),
+                        help='segmenter (default DeepLabv2, ResNet-101; the reduced ones only check the plumbing)')
     parser.add_argument('--only', default='eval,rank,train', help='comma-separated subset of eval,rank,train')
     parser.add_argument('--scale', type=float, help='size factor for every image (default 1; 0.25 for --quick '
                                                     'on the CPU)')
@@ -352,7 +355,7 @@ def main(argv=None):
              'train_target': scaled(TRAIN_TARGET, args.train_scale)}
     report = {'device': str(device), 'versions': machine_info(device),
               'command': ' '.join(['python', 'benchmarks/run.py', *sys.argv[1:]]) if argv is None else None,
-              'settings': {'quick': args.quick, 'scale': args.scale, 'train_scale': args.train_scale,
+              'settings': {'model': args.model, 'quick': args.quick, 'scale': args.scale, 'train_scale': args.train_scale,
                            'sizes_wh': sizes,
                            'eval_images': args.eval_images, 'rank_images': args.rank_images,
                            'train_iters': args.train_iters, 'warmup': args.warmup, 'workers': args.workers,
@@ -363,7 +366,7 @@ def main(argv=None):
     started = time.perf_counter()
     if 'eval' in args.only or 'rank' in args.only:
         torch.manual_seed(0)
-        model = get_deeplab_v2(NUM_CLASSES, True).eval().to(device)
+        model = get_deeplab_v2(NUM_CLASSES, True, args.model).eval().to(device)
         with numeric_settings(EVAL_RANK_TF32):
             if 'eval' in args.only:
                 report['eval'], report['eval_memory'], same = bench_eval(model, device, args, sizes)

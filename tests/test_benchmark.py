@@ -22,8 +22,9 @@ def test_benchmark_writes_every_measurement(tmp_path, bench):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: more threads only spin on a busy machine
     try:
-        report = bench.main(['--quick', '--device', 'cpu', '--scale', '0.0625', '--eval-images', '1',
-                             '--rank-images', '1', '--train-iters', '1', '--rounds', '1', '--json', str(out)])
+        report = bench.main(['--quick', '--device', 'cpu', '--model', 'DeepLabv2-tiny', '--scale', '0.0625',
+                             '--eval-images', '1', '--rank-images', '1', '--train-iters', '1', '--rounds', '1',
+                             '--json', str(out)])
     finally:
         torch.set_num_threads(threads)
     written = json.loads(out.read_text())

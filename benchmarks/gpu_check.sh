@@ -102,7 +102,11 @@ fi
     echo "GPU check summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), $OUT)"
     printf '  %s\n' "${SUMMARY[@]}"
     echo "cuda tests:"
-    if [ $CPU_ONLY = 1 ]; then echo "  skipped (--cpu-only)"; else grep -E '(passed|failed|error)' "$OUT/cuda_tests.log" | tail -n 1 | sed 's/^/  /'; fi
+    if [ $CPU_ONLY = 1 ]; then
+        echo "  skipped (--cpu-only)"
+    else
+        grep -E '(passed|failed|error)' "$OUT/cuda_tests.log" | tail -n 1 | sed 's/^/  /'
+    fi
     echo "benchmark (ours / baseline):"
     "$PY" - "$OUT/benchmark.json" <<'EOF' || echo "  no benchmark.json"
 import json, sys

@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,6 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / 'benchmarks'
 
 
 def test_cpu_only_check_runs_every_step_to_the_summary(tmp_path):
-    import sys
     env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
     out = tmp_path / 'check'
     proc = subprocess.run(['bash', str(BENCHMARKS / 'gpu_check.sh'), str(out), '--cpu-only'], env=env,

@@ -4,8 +4,9 @@
     python benchmarks/run.py --quick         # about two minutes on 2 CPU cores
     python benchmarks/run.py --json OUT.json # also write the figures as JSON
 
-Everything runs on random inputs with the real DeepLabv2 ResNet-101 (`get_deeplab_v2()`),
-on the machine at hand (CUDA when present, else the CPU). Each measurement runs "ours"
+Everything runs on random inputs with the real DeepLabv2 ResNet-101 (`get_deeplab_v2()`; --model
+picks a reduced variant, which only checks the plumbing), on the machine at hand (CUDA when
+present, else the CPU). Each measurement runs "ours"
 (the project's own functions) and a baseline that does the same work the original's way,
 in the same process, and reports ours / baseline:
 
@@ -21,10 +22,10 @@ in the same process, and reports ours / baseline:
     give the same split.
 - train: iterations/s of AdvEnt training (segmenter and both discriminators, GTA5 1280x720 +
     Cityscapes 1024x512 batches of one).
-    ours: train_UDA with TRAIN.AMP bf16, TRAIN.CHANNELS_LAST and TRAIN.CUDNN_BENCHMARK on a GPU;
-    on the CPU the default fp32 path (bf16 is emulated and slow on most CPUs), so there the
-    ratio only shows the noise (--train-amp / --train-channels-last choose otherwise);
-    baseline: the faithful fp32 path of the same loop.
+    ours: train_UDA with TRAIN.AMP bf16, TRAIN.CHANNELS_LAST, TRAIN.CUDNN_BENCHMARK and
+    ALLOW_TF32 on a GPU; on the CPU the default fp32 path (bf16 is emulated and slow on most
+    CPUs), so there the ratio only shows the noise (--train-amp, --train-channels-last and
+    --train-tf32 choose otherwise); baseline: the faithful strict-fp32 path of the same loop.
 - eval_postprocess, rank_postprocess: images/s of only the work after the forward pass (the
     part the two sides do differently), on fixed scores: on a CPU the forward pass takes
     seconds and its noise drowns the difference in the end-to-end figures.
@@ -32,6 +33,11 @@ in the same process, and reports ours / baseline:
     torch.cuda.max_memory_allocated; on the CPU the peak resident set size of the process
     sampled every 5 ms while that side runs (it includes the model, the PyTorch runtime and
     whatever the allocator kept from before, so it is only a rough figure).
+
+Evaluation and ranking run both sides in strict fp32 (TF32 off, the faithful default);
+`precision` in the JSON records the TF32 setting every side ran with. The baseline loops
+are in benchmarks/original_way.py; every figure is taken by benchmarks/measure.py's
+`measure` (the clock stops when the device has finished).
 
 Evaluation and ranking run `--rounds` rounds of each side, alternating, and count the
 fastest; training runs each side once and counts its fastest iteration after the warm-up
@@ -45,10 +51,8 @@ import argparse
 import json
 import os
 import platform
-import resource
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -57,157 +61,32 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torch.utils import data
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from advent.dataset.loader import build_train_loader  # noqa: E402
 from advent.domain_adaptation import eval_UDA, train_UDA  # noqa: E402
 from advent.domain_adaptation.config import default_config  # noqa: E402
-from advent.dataset.loader import build_train_loader  # noqa: E402
-from advent.model.deeplabv2 import get_deeplab_v2  # noqa: E402
-from advent.utils.func import fast_hist, prob_2_entropy  # noqa: E402
-from advent.utils.viz_segmask import colorize_mask  # noqa: E402
+from advent.model.deeplabv2 import MODEL_VARIANTS, get_deeplab_v2  # noqa: E402
+from advent.utils.func import prob_2_entropy  # noqa: E402
+from advent.utils.precision import fp32_precision, numeric_settings  # noqa: E402
+from benchmarks import original_way  # noqa: E402
+from benchmarks.measure import (NUM_CLASSES, RandomImages, compare, loader_for, measure, memory_unit,  # noqa: E402
+                                peaks, rates, ratio)
 from entropy_rank import ranking  # noqa: E402
 
-NUM_CLASSES = 19
 EVAL_INPUT, EVAL_OUTPUT = (1024, 512), (2048, 1024)     # (width, height)
 RANK_INPUT = (1024, 512)
 TRAIN_SOURCE, TRAIN_TARGET = (1280, 720), (1024, 512)
-RARE_CLASSES = ranking.RARE_CLASSES
+EVAL_RANK_TF32 = False  # both sides of eval and rank: the faithful strict fp32
 
 
-# ------------------------------------------------------------------ synthetic data
-
-class RandomImages(data.Dataset):
-    """(image, label, shape, name) items like the datasets': a few distinct random images
-    and label maps, repeated."""
-
-    def __init__(self, n, image_wh, label_wh, ignore_only=False, distinct=2, seed=0):
-        rng = np.random.default_rng(seed)
-        self.n = n
-        self.images = [rng.normal(0, 50, size=(3, image_wh[1], image_wh[0])).astype(np.float32)
-                       for _ in range(distinct)]
-        if ignore_only:  # the unlabelled target set: an all-255 map, as CityscapesDataSet gives
-            self.labels = [np.full((label_wh[1], label_wh[0]), 255, dtype=np.int64)]
-        else:
-            self.labels = []
-            for _ in range(distinct):
-                label = rng.integers(0, NUM_CLASSES, size=(label_wh[1], label_wh[0]))
-                label[rng.random(label.shape) < 0.1] = 255
-                self.labels.append(label.astype(np.int64))
-        self.on_item = None
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, index):
-        if self.on_item is not None:
-            self.on_item(index)
-        image = self.images[index % len(self.images)]
-        label = self.labels[index % len(self.labels)]
-        return image, label, np.array(image.shape), f'bench/bench_{index:06d}_000019_leftImg8bit.png'
-
-
-# ------------------------------------------------------------------ measuring
-
-def synchronize(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-class PeakMemory:
-    """Peak memory while the block runs, in MiB: CUDA allocated memory, or the sampled
-    resident set size of this process on the CPU."""
-
-    def __init__(self, device):
-        self.device = device
-        self.peak = 0.0
-
-    def __enter__(self):
-        if self.device.type == 'cuda':
-            synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            self._stop = threading.Event()
-            self.peak = _rss_mib()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss_mib())
-
-    def __exit__(self, *exc):
-        if self.device.type == 'cuda':
-            synchronize(self.device)
-            self.peak = torch.cuda.max_memory_allocated(self.device) / 2 ** 20
-        else:
-            self._stop.set()
-            self._thread.join()
-            self.peak = max(self.peak, _rss_mib())
-        return False
-
-
-def _rss_mib():
-    try:
-        with open('/proc/self/statm') as f:
-            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
-    except OSError:  # not Linux: the lifetime peak
-        scale = 1 if sys.platform == 'darwin' else 1024
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2 ** 20
-
-
-def rounds(n):
-    """(round, side) pairs, the sides alternating, so that a busy machine slows both alike."""
-    return [(r, side) for r in range(n) for side in ('baseline', 'ours')]
-
-
-def _sides():
-    return {'baseline': [], 'ours': []}
-
-
-def best(times):
-    """The fastest round of each side (the one least disturbed by other work)."""
-    return {side: min(values) for side, values in times.items()}
-
-
-def worst(peaks):
-    return {side: max(values) for side, values in peaks.items()}
-
-
-def measurement(ours, baseline, unit):
-    return {'ours': round(ours, 4), 'baseline': round(baseline, 4),
-            'ratio': round(ours / baseline, 3) if baseline else None, 'unit': unit}
-
-
-def loader_for(dataset, device, workers):
-    return data.DataLoader(dataset, batch_size=1, shuffle=False, num_workers=workers,
-                           pin_memory=device.type == 'cuda')
+def upsampler(size_wh):
+    return nn.Upsample(size=(size_wh[1], size_wh[0]), mode='bilinear', align_corners=True)
 
 
 # ------------------------------------------------------------------ evaluation
-
-def baseline_eval(model, loader, device, interp):
-    """ADVENT's eval_UDA.eval_best loop (eval_single with one model)."""
-    hist = np.zeros((NUM_CLASSES, NUM_CLASSES))
-    for image, label, _, _ in loader:
-        with torch.no_grad():
-            pred_main = model(image.to(device))[1]
-        hist += baseline_eval_post(pred_main, label, interp)
-    return hist
-
-
-def baseline_eval_post(pred_main, label, interp):
-    """The original's work after the forward pass: the score map to the host, numpy argmax, fast_hist."""
-    with torch.no_grad():
-        output = interp(pred_main).cpu().data[0].numpy()
-        output = output.transpose(1, 2, 0)
-        output = np.argmax(output, axis=2)
-    label = label.numpy()[0]
-    return fast_hist(label.flatten(), output.flatten(), NUM_CLASSES)
-
 
 def ours_eval_post(pred_main, label, interp, device):
     """eval_UDA.confusion_matrix's work after the forward pass, with its own functions."""
@@ -219,134 +98,71 @@ def ours_eval_post(pred_main, label, interp, device):
     return hist[:-1].view(NUM_CLASSES, NUM_CLASSES).cpu().numpy()
 
 
-def time_sides(ours, baseline, n_rounds, device):
-    """Fastest time of each side over alternating rounds."""
-    times = _sides()
-    for _, side in rounds(n_rounds):
-        start = time.perf_counter()
-        (ours if side == 'ours' else baseline)()
-        synchronize(device)
-        times[side].append(time.perf_counter() - start)
-    return best(times)
+def bench_eval(model, device, args, sizes):
+    interp = upsampler(sizes['eval_output'])
+
+    def ours(dataset, workers):
+        return eval_UDA.confusion_matrix([model], [1.0], loader_for(dataset, device, workers), NUM_CLASSES, device,
+                                         interp, True)
+
+    def baseline(dataset, workers):
+        return original_way.evaluate(model, loader_for(dataset, device, workers), device, interp)
+
+    warm = RandomImages(args.warmup, sizes['eval_input'], sizes['eval_output'], seed=1)
+    ours(warm, 0)
+    baseline(warm, 0)
+    dataset = RandomImages(args.eval_images, sizes['eval_input'], sizes['eval_output'], seed=2)
+    sides = compare(lambda: ours(dataset, args.workers), lambda: baseline(dataset, args.workers), args.rounds,
+                    device)
+    return (rates(sides, args.eval_images, 'images/s'), peaks(sides, device),
+            bool(np.array_equal(sides['ours'].result, sides['baseline'].result)))
 
 
 def bench_eval_post(model, device, args, sizes, reps=3):
     """Only the work after the forward pass (the part the two sides do differently), on
     one image's scores, `reps` times: a figure the noise of the forward pass does not drown."""
-    interp = nn.Upsample(size=(sizes['eval_output'][1], sizes['eval_output'][0]), mode='bilinear',
-                         align_corners=True)
+    interp = upsampler(sizes['eval_output'])
     items = RandomImages(1, sizes['eval_input'], sizes['eval_output'], seed=7)
     label = torch.from_numpy(items.labels[0])[None]
     with torch.no_grad():
         pred_main = model(torch.from_numpy(items.images[0])[None].to(device))[1]
-    same = np.array_equal(ours_eval_post(pred_main, label, interp, device), baseline_eval_post(pred_main, label, interp))
-    times = time_sides(lambda: [ours_eval_post(pred_main, label, interp, device) for _ in range(reps)],
-                       lambda: [baseline_eval_post(pred_main, label, interp) for _ in range(reps)],
-                       max(2, args.rounds), device)
-    return measurement(reps / times['ours'], reps / times['baseline'], 'images/s'), same
-
-
-def bench_eval(model, device, args, sizes):
-    interp = nn.Upsample(size=(sizes['eval_output'][1], sizes['eval_output'][0]), mode='bilinear',
-                         align_corners=True)
-    warm = RandomImages(args.warmup, sizes['eval_input'], sizes['eval_output'], seed=1)
-    eval_UDA.confusion_matrix([model], [1.0], loader_for(warm, device, 0), NUM_CLASSES, device, interp, True)
-    baseline_eval(model, loader_for(warm, device, 0), device, interp)
-    dataset = RandomImages(args.eval_images, sizes['eval_input'], sizes['eval_output'], seed=2)
-    times, peaks, hists = _sides(), _sides(), {}
-    for _, side in rounds(args.rounds):
-        loader = loader_for(dataset, device, args.workers)
-        with PeakMemory(device) as peak:
-            start = time.perf_counter()
-            if side == 'ours':
-                hists[side] = eval_UDA.confusion_matrix([model], [1.0], loader, NUM_CLASSES, device, interp, True)
-            else:
-                hists[side] = baseline_eval(model, loader, device, interp)
-            synchronize(device)
-            times[side].append(time.perf_counter() - start)
-        peaks[side].append(peak.peak)
-    times, peaks = best(times), worst(peaks)
-    n = args.eval_images
-    return (measurement(n / times['ours'], n / times['baseline'], 'images/s'),
-            measurement(peaks['ours'], peaks['baseline'], memory_unit(device)),
-            bool(np.array_equal(hists['ours'], hists['baseline'])))
+    same = np.array_equal(ours_eval_post(pred_main, label, interp, device),
+                          original_way.evaluation_after_forward(pred_main, label, interp))
+    sides = compare(lambda: [ours_eval_post(pred_main, label, interp, device) for _ in range(reps)],
+                    lambda: [original_way.evaluation_after_forward(pred_main, label, interp) for _ in range(reps)],
+                    max(2, args.rounds), device)
+    return rates(sides, reps, 'images/s'), same
 
 
 # ------------------------------------------------------------------ ranking
 
-def _find_rare_class(output_pt_tensor):
-    output_np_tensor = output_pt_tensor.cpu().data[0].numpy()
-    mask_np_tensor = output_np_tensor.transpose(1, 2, 0)
-    mask_np_tensor = np.asarray(np.argmax(mask_np_tensor, axis=2), dtype=np.uint8)
-    unique = np.unique(mask_np_tensor)
-    return [c for c in RARE_CLASSES if c in unique]
-
-
-def _colorize_save(output_pt_tensor, name, out_dir):
-    output_np_tensor = output_pt_tensor.cpu().data[0].numpy()
-    mask_np_tensor = output_np_tensor.transpose(1, 2, 0)
-    mask_np_tensor = np.asarray(np.argmax(mask_np_tensor, axis=2), dtype=np.uint8)
-    mask_img = Image.fromarray(mask_np_tensor)
-    mask_color = colorize_mask(mask_np_tensor)
-    name = name.split('/')[-1]
-    mask_img.save(out_dir / name)
-    mask_color.save(out_dir / f'{name.split(".")[0]}_color.png')
-
-
-def baseline_rank_post(pred_trg_main, name, interp, out_dir):
-    """The body of IntraDA's entropy.py loop after the forward pass (with normalisation)."""
-    with torch.no_grad():
-        pred_trg_main = interp(pred_trg_main)
-        normalizor = (11 - len(_find_rare_class(pred_trg_main))) / 11.0 + 0.5
-        pred_trg_entropy = prob_2_entropy(F.softmax(pred_trg_main, dim=1))
-        score = pred_trg_entropy.mean().item() * normalizor
-        _colorize_save(pred_trg_main, name, out_dir)
-    return score
-
-
-def baseline_rank(model, loader, device, interp, out_dir, lambda1=0.67):
-    """IntraDA's entropy.py main loop (with normalisation), its find_rare_class and colorize_save."""
-    entropy_list = []
-    for image, _, _, name in loader:
-        with torch.no_grad():
-            _, pred_trg_main = model(image.to(device))
-        entropy_list.append((name[0], baseline_rank_post(pred_trg_main, name[0], interp, out_dir)))
-    ranked = [name for name, _ in sorted(entropy_list, key=lambda item: item[1])]
-    cut = int(len(ranked) * lambda1)
-    return ranked[:cut], ranked[cut:]
-
-
 def bench_rank(model, device, args, sizes):
     size = sizes['rank_input']
-    interp = nn.Upsample(size=(size[1], size[0]), mode='bilinear', align_corners=True)
-    times, peaks, splits = _sides(), _sides(), {}
+    interp = upsampler(size)
     with tempfile.TemporaryDirectory(prefix='intrada-bench-') as tmp:
-        tmp = Path(tmp)
+        outputs = iter(range(10 ** 6))
+
+        def out_dir(side):
+            path = Path(tmp) / f'{side}{next(outputs)}'
+            path.mkdir()
+            return path
+
+        def ours(dataset, workers):
+            easy, hard, _ = ranking.rank_target_images(model, dataset, size, device, out_dir('ours'), True, 0.67,
+                                                       workers)
+            return easy, hard
+
+        def baseline(dataset, workers):
+            return original_way.rank(model, loader_for(dataset, device, workers), device, interp, out_dir('baseline'))
+
         warm = RandomImages(args.warmup, size, size, ignore_only=True, seed=3)
-        ranking.rank_target_images(model, warm, size, device, tmp / 'warm', True, 0.67, 0)
-        (tmp / 'warm_baseline').mkdir()
-        baseline_rank(model, loader_for(warm, device, 0), device, interp, tmp / 'warm_baseline')
+        ours(warm, 0)
+        baseline(warm, 0)
         dataset = RandomImages(args.rank_images, size, size, ignore_only=True, seed=4)
-        for round_, side in rounds(args.rounds):
-            out = tmp / f'{side}{round_}'
-            out.mkdir()
-            with PeakMemory(device) as peak:
-                start = time.perf_counter()
-                if side == 'ours':
-                    easy, hard, _ = ranking.rank_target_images(model, dataset, size, device, out, True, 0.67,
-                                                               args.workers)
-                    splits[side] = (easy, hard)
-                else:
-                    splits[side] = baseline_rank(model, loader_for(dataset, device, args.workers), device,
-                                                 interp, out)
-                synchronize(device)
-                times[side].append(time.perf_counter() - start)
-            peaks[side].append(peak.peak)
-    times, peaks = best(times), worst(peaks)
-    n = args.rank_images
-    return (measurement(n / times['ours'], n / times['baseline'], 'images/s'),
-            measurement(peaks['ours'], peaks['baseline'], memory_unit(device)),
-            splits['ours'] == splits['baseline'])
+        sides = compare(lambda: ours(dataset, args.workers), lambda: baseline(dataset, args.workers), args.rounds,
+                        device)
+    return (rates(sides, args.rank_images, 'images/s'), peaks(sides, device),
+            sides['ours'].result == sides['baseline'].result)
 
 
 def ours_rank_post(pred_mains, names, interp, out_dir):
@@ -371,7 +187,7 @@ def ours_rank_post(pred_mains, names, interp, out_dir):
 def bench_rank_post(model, device, args, sizes, reps=3):
     """Only the work after the forward pass, on `reps` images' scores (see bench_eval_post)."""
     size = sizes['rank_input']
-    interp = nn.Upsample(size=(size[1], size[0]), mode='bilinear', align_corners=True)
+    interp = upsampler(size)
     items = RandomImages(reps, size, size, ignore_only=True, distinct=reps, seed=8)
     with torch.no_grad():
         preds = [model(torch.from_numpy(image)[None].to(device))[1] for image in items.images]
@@ -380,72 +196,82 @@ def bench_rank_post(model, device, args, sizes, reps=3):
         ours_dir, base_dir = Path(tmp) / 'ours', Path(tmp) / 'baseline'
         ours_dir.mkdir()
         base_dir.mkdir()
-        same = ours_rank_post(preds, names, interp, ours_dir) == \
-            [baseline_rank_post(p, n, interp, base_dir) for p, n in zip(preds, names)]
-        times = time_sides(lambda: ours_rank_post(preds, names, interp, ours_dir),
-                           lambda: [baseline_rank_post(p, n, interp, base_dir) for p, n in zip(preds, names)],
-                           max(2, args.rounds), device)
-    return measurement(reps / times['ours'], reps / times['baseline'], 'images/s'), same
+
+        def ours():
+            return ours_rank_post(preds, names, interp, ours_dir)
+
+        def baseline():
+            return [original_way.ranking_after_forward(p, n, interp, base_dir) for p, n in zip(preds, names)]
+
+        same = ours() == baseline()
+        sides = compare(ours, baseline, max(2, args.rounds), device)
+    return rates(sides, reps, 'images/s'), same
 
 
 # ------------------------------------------------------------------ training
 
-def train_cfg(sizes, iterations, snapshot_dir, amp='', channels_last=False, cudnn_benchmark=False):
+BASELINE_TRAINING = {'amp': '', 'channels_last': False, 'cudnn_benchmark': False, 'allow_tf32': False}
+
+
+def train_cfg(sizes, iterations, snapshot_dir, device, amp='', channels_last=False, cudnn_benchmark=False,
+              allow_tf32=False, model='DeepLabv2'):
     cfg = default_config()
-    cfg.TRAIN.update(MODEL='DeepLabv2', INPUT_SIZE_SOURCE=list(sizes['train_source']),
+    cfg.GPU_ID = -1 if device.type == 'cpu' else (device.index or 0)
+    cfg.ALLOW_TF32 = allow_tf32
+    cfg.TRAIN.update(MODEL=model, INPUT_SIZE_SOURCE=list(sizes['train_source']),
                      INPUT_SIZE_TARGET=list(sizes['train_target']), MAX_ITERS=100000, EARLY_STOP=iterations - 1,
                      SAVE_PRED_EVERY=10 ** 9, SNAPSHOT_DIR=str(snapshot_dir), TENSORBOARD_LOGDIR='',
                      AMP=amp, CHANNELS_LAST=channels_last, CUDNN_BENCHMARK=cudnn_benchmark)
     return cfg
 
 
-def run_training(device, sizes, warmup, iterations, settings):
-    """Seconds of the fastest iteration after `warmup` iterations, and the peak memory of the run."""
+def run_training(device, sizes, warmup, iterations, settings, model_name):
+    """Seconds of the fastest iteration after `warmup` iterations, the peak memory of the
+    run and every iteration's seconds."""
     source = RandomImages(warmup + iterations, sizes['train_source'], sizes['train_source'], seed=5)
     target = RandomImages(warmup + iterations, sizes['train_target'], sizes['train_target'], ignore_only=True,
                           seed=6)
     stamps = []  # when each iteration fetches its source batch (the previous one has synchronised)
     source.on_item = lambda index: stamps.append(time.perf_counter())
     torch.manual_seed(0)
-    model = get_deeplab_v2(NUM_CLASSES, True)
+    model = get_deeplab_v2(NUM_CLASSES, True, model_name)
     with tempfile.TemporaryDirectory(prefix='intrada-bench-') as tmp:
-        cfg = train_cfg(sizes, warmup + iterations, tmp, **settings)
+        cfg = train_cfg(sizes, warmup + iterations, tmp, device, model=model_name, **settings)
         torch.manual_seed(0)
-        with PeakMemory(device) as peak:
-            train_UDA.train_domain_adaptation(model, build_train_loader(source, 1, 0),
-                                              build_train_loader(target, 1, 0), cfg)
-            synchronize(device)
-            end = time.perf_counter()
-    torch.backends.cudnn.benchmark = False
+        timing = measure(lambda: train_UDA.train_domain_adaptation(model, build_train_loader(source, 1, 0),
+                                                                   build_train_loader(target, 1, 0), cfg), device)
     del model
     if device.type == 'cuda':
         torch.cuda.empty_cache()
-    stamps.append(end)
+    stamps.append(timing.end)
     seconds = [round(b - a, 3) for a, b in zip(stamps, stamps[1:])]
-    return min(seconds[warmup:]), peak.peak, seconds
+    return min(seconds[warmup:]), timing.peak, seconds
+
+
+def ours_training_settings(device, args):
+    gpu = device.type == 'cuda'
+    settings = {'amp': 'bf16' if gpu else '', 'channels_last': gpu, 'cudnn_benchmark': gpu, 'allow_tf32': gpu}
+    if args.train_amp is not None:
+        settings['amp'] = '' if args.train_amp == 'fp32' else args.train_amp
+    if args.train_channels_last is not None:
+        settings['channels_last'] = args.train_channels_last
+    if args.train_tf32 is not None:
+        settings['allow_tf32'] = args.train_tf32
+    return settings
 
 
 def bench_train(device, args, sizes):
-    gpu = device.type == 'cuda'
-    ours_settings = {'amp': 'bf16' if gpu else '', 'channels_last': gpu, 'cudnn_benchmark': gpu}
-    if args.train_amp is not None:
-        ours_settings['amp'] = '' if args.train_amp == 'fp32' else args.train_amp
-    if args.train_channels_last is not None:
-        ours_settings['channels_last'] = args.train_channels_last
+    ours_settings = ours_training_settings(device, args)
     warmup = max(1, args.warmup)
-    baseline_s, baseline_peak, baseline_all = run_training(device, sizes, warmup, args.train_iters, {})
-    ours_s, ours_peak, ours_all = run_training(device, sizes, warmup, args.train_iters, ours_settings)
-    return (measurement(1 / ours_s, 1 / baseline_s, 'iterations/s'),
-            measurement(ours_peak, baseline_peak, memory_unit(device)), ours_settings,
+    baseline_s, baseline_peak, baseline_all = run_training(device, sizes, warmup, args.train_iters,
+                                                           BASELINE_TRAINING, args.model)
+    ours_s, ours_peak, ours_all = run_training(device, sizes, warmup, args.train_iters, ours_settings, args.model)
+    return (ratio(1 / ours_s, 1 / baseline_s, 'iterations/s'),
+            ratio(ours_peak, baseline_peak, memory_unit(device)), ours_settings,
             {'ours': ours_all, 'baseline': baseline_all})
 
 
 # ------------------------------------------------------------------ report
-
-def memory_unit(device):
-    return 'MiB (peak torch.cuda.max_memory_allocated)' if device.type == 'cuda' else \
-        'MiB (peak resident set size of the process, sampled)'
-
 
 def machine_info(device):
     info = {'device': str(device), 'python': platform.python_version(), 'torch': torch.__version__,
@@ -453,7 +279,7 @@ def machine_info(device):
             'cpu': _cpu_name(), 'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads()}
     if device.type == 'cuda':
         info.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
-                    cudnn=torch.backends.cudnn.version(), cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
+                    cudnn=torch.backends.cudnn.version(),
                     gpu_memory_gib=round(torch.cuda.get_device_properties(device).total_memory / 2 ** 30, 1))
     return info
 
@@ -473,11 +299,17 @@ def scaled(size, scale):
     return [max(64, int(round(side * scale))) for side in size]
 
 
+def true_or_false(text):
+    return text.lower() in ('1', 'true', 'yes')
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true', help='a short run (about two minutes on 2 CPU cores)')
     parser.add_argument('--json', metavar='OUT', help='write the figures to this JSON file')
     parser.add_argument('--device', choices=('cuda', 'cpu'), help='default: cuda when available')
+    parser.add_argument('--model', default='DeepLabv2', choices=sorted(MODEL_VARIANTS),
+                        help='segmenter (default DeepLabv2, ResNet-101; the reduced ones only check the plumbing)')
     parser.add_argument('--only', default='eval,rank,train', help='comma-separated subset of eval,rank,train')
     parser.add_argument('--scale', type=float, help='size factor for every image (default 1; 0.25 for --quick '
                                                     'on the CPU)')
@@ -490,9 +322,12 @@ def parse_args(argv=None):
                         help='eval and rank: rounds of each side, alternating; the fastest counts (default 2)')
     parser.add_argument('--workers', type=int, help='data-loader workers (default 2 on a GPU, 0 on the CPU)')
     parser.add_argument('--train-amp', choices=('fp32', 'bf16', 'fp16'), help="ours' training precision")
-    parser.add_argument('--train-channels-last', type=lambda s: s.lower() in ('1', 'true', 'yes'),
-                        help="ours' channels_last (true/false)")
+    parser.add_argument('--train-channels-last', type=true_or_false, help="ours' channels_last (true/false)")
+    parser.add_argument('--train-tf32', type=true_or_false, help="ours' ALLOW_TF32 (true/false; default: true on "
+                                                               "a GPU)")
     args = parser.parse_args(argv)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: no CUDA GPU is available')
     device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     gpu = device.type == 'cuda'
     if args.quick:
@@ -520,41 +355,50 @@ def main(argv=None):
              'train_target': scaled(TRAIN_TARGET, args.train_scale)}
     report = {'device': str(device), 'versions': machine_info(device),
               'command': ' '.join(['python', 'benchmarks/run.py', *sys.argv[1:]]) if argv is None else None,
-              'settings': {'quick': args.quick, 'scale': args.scale, 'train_scale': args.train_scale,
+              'settings': {'model': args.model, 'quick': args.quick, 'scale': args.scale, 'train_scale': args.train_scale,
                            'sizes_wh': sizes,
                            'eval_images': args.eval_images, 'rank_images': args.rank_images,
                            'train_iters': args.train_iters, 'warmup': args.warmup, 'workers': args.workers,
                            'rounds': args.rounds},
-              'checks': {}}
+              'precision': {}, 'checks': {}}
     print(f'device {device} ({report["versions"].get("gpu", report["versions"]["cpu"])}), torch {torch.__version__}, '
           f'sizes {sizes}', flush=True)
     started = time.perf_counter()
     if 'eval' in args.only or 'rank' in args.only:
         torch.manual_seed(0)
-        model = get_deeplab_v2(NUM_CLASSES, True).eval().to(device)
-        if 'eval' in args.only:
-            report['eval'], report['eval_memory'], same = bench_eval(model, device, args, sizes)
-            report['checks']['eval_same_confusion_matrix'] = same
-            _print('eval', report['eval'], report['eval_memory'])
-            report['eval_postprocess'], same = bench_eval_post(model, device, args, sizes)
-            report['checks']['eval_postprocess_same_confusion_matrix'] = same
-            _print('  after the forward pass', report['eval_postprocess'])
-        if 'rank' in args.only:
-            report['rank'], report['rank_memory'], same = bench_rank(model, device, args, sizes)
-            report['checks']['rank_same_split'] = same
-            _print('rank', report['rank'], report['rank_memory'])
-            report['rank_postprocess'], same = bench_rank_post(model, device, args, sizes)
-            report['checks']['rank_postprocess_same_scores'] = same
-            _print('  after the forward pass', report['rank_postprocess'])
+        model = get_deeplab_v2(NUM_CLASSES, True, args.model).eval().to(device)
+        with numeric_settings(EVAL_RANK_TF32):
+            if 'eval' in args.only:
+                report['eval'], report['eval_memory'], same = bench_eval(model, device, args, sizes)
+                report['checks']['eval_same_confusion_matrix'] = same
+                _print('eval', report['eval'], report['eval_memory'])
+                report['eval_postprocess'], same = bench_eval_post(model, device, args, sizes)
+                report['checks']['eval_postprocess_same_confusion_matrix'] = same
+                _print('  after the forward pass', report['eval_postprocess'])
+            if 'rank' in args.only:
+                report['rank'], report['rank_memory'], same = bench_rank(model, device, args, sizes)
+                report['checks']['rank_same_split'] = same
+                _print('rank', report['rank'], report['rank_memory'])
+                report['rank_postprocess'], same = bench_rank_post(model, device, args, sizes)
+                report['checks']['rank_postprocess_same_scores'] = same
+                _print('  after the forward pass', report['rank_postprocess'])
+        for part in ('eval', 'rank'):
+            if part in args.only:
+                report['precision'][part] = {side: fp32_precision(EVAL_RANK_TF32) for side in ('ours', 'baseline')}
         del model
         if device.type == 'cuda':
             torch.cuda.empty_cache()
     if 'train' in args.only:
         report['train'], report['train_memory'], settings, seconds = bench_train(device, args, sizes)
         report['settings']['train_ours'] = settings
+        report['settings']['train_baseline'] = BASELINE_TRAINING
+        report['precision']['train'] = {'ours': fp32_precision(settings['allow_tf32']),
+                                        'baseline': fp32_precision(BASELINE_TRAINING['allow_tf32'])}
         report['train_iteration_seconds'] = seconds  # warm-up iterations included
         _print('train', report['train'], report['train_memory'])
+        print(f'      ours: {settings}; baseline: {BASELINE_TRAINING}', flush=True)
     report['seconds'] = round(time.perf_counter() - started, 1)
+    print(f'fp32 arithmetic (ieee = strict, tf32 = TF32 allowed): {report["precision"]}', flush=True)
     print(f'checks: {report["checks"]}; {report["seconds"]} s', flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ the first int(N * lambda1) names are the easy split, the rest the hard split. Ev
 image's argmax is saved as its pseudo-label (color_masks/<file name>) with a colour
 version (color_masks/<stem>_color.png).
 """
+import functools
 import os
 import shutil
 import tempfile
@@ -21,6 +22,7 @@ from torch.utils import data
 from advent.domain_adaptation.eval_UDA import argmax_channels, load_for_evaluation
 from advent.errors import UserError
 from advent.utils.func import prob_2_entropy
+from advent.utils.precision import numeric_settings
 from advent.utils.progress import progress_bar
 from advent.utils.serialization import ImageWriter, atomic_write_text, check_writable_dir, json_dump, save_image
 from advent.utils.viz_segmask import colorize_mask
@@ -39,7 +41,14 @@ def rare_class_count(prediction, rare_classes=RARE_CLASSES):
     device, computed there without waiting for it."""
     present = torch.zeros(256, dtype=torch.bool, device=prediction.device)
     present[prediction.flatten().long()] = True
-    return present[torch.tensor(rare_classes, device=prediction.device)].sum()
+    return present[_class_index(tuple(rare_classes), prediction.device)].sum()
+
+
+@functools.lru_cache(maxsize=None)
+def _class_index(classes, device):
+    """The classes as an index tensor on `device`, made once: a copy from the host for every
+    image would wait for the device."""
+    return torch.tensor(classes, device=device)
 
 
 def normalizer_from_count(k, rare_classes=RARE_CLASSES):
@@ -63,7 +72,9 @@ class _HostCopy:
             tensors = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
                        for t in tensors]
             self.event = torch.cuda.Event()
-            self.event.record()
+            # the copies were queued on the stream of the prediction's GPU, which need not be
+            # the current device (GPU_ID other than 0)
+            self.event.record(torch.cuda.current_stream(prediction.device))
         self.tensors = tensors
 
     def get(self):
@@ -143,7 +154,7 @@ def rank_target_images(model, dataset, input_size, device, out_dir, normalize, l
 def _rank_into(model, dataset, input_size, device, mask_dir, normalize, lambda1, num_workers):
     """Score every image and write its pseudo-labels into mask_dir; returns (easy, hard, records)."""
     loader = data.DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers,
-                             pin_memory=torch.cuda.is_available())
+                             pin_memory=device.type == 'cuda')
     interp = nn.Upsample(size=(input_size[1], input_size[0]), mode='bilinear', align_corners=True)
     records = []
     model.eval()
@@ -201,7 +212,8 @@ def run_ranking(cfg, best_iter, normalize, lambda1, out_dir):
     print('Loading the generator:', checkpoint)
     load_for_evaluation(model, checkpoint, device)
     dataset = build_target_dataset(cfg)
-    easy, hard, _ = rank_target_images(model, dataset, cfg.TRAIN.INPUT_SIZE_TARGET, device, out_dir, normalize,
-                                       lambda1, cfg.NUM_WORKERS, checkpoint)
+    with numeric_settings(cfg.ALLOW_TF32):
+        easy, hard, _ = rank_target_images(model, dataset, cfg.TRAIN.INPUT_SIZE_TARGET, device, out_dir, normalize,
+                                           lambda1, cfg.NUM_WORKERS, checkpoint)
     print(f'{len(easy)} easy and {len(hard)} hard images written to {Path(out_dir).resolve()}')
     return easy, hard

@@ -77,3 +77,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Cases marked `cuda` (tests/devices.py) are deselected where no GPU is present."""
+    if torch.cuda.is_available():
+        return
+    cuda_only = [item for item in items if item.get_closest_marker('cuda')]
+    if cuda_only:
+        config.hook.pytest_deselected(items=cuda_only)
+        items[:] = [item for item in items if not item.get_closest_marker('cuda')]

@@ -22,8 +22,9 @@ def test_benchmark_writes_every_measurement(tmp_path, bench):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: more threads only spin on a busy machine
     try:
-        report = bench.main(['--quick', '--device', 'cpu', '--scale', '0.0625', '--eval-images', '1',
-                             '--rank-images', '1', '--train-iters', '1', '--rounds', '1', '--json', str(out)])
+        report = bench.main(['--quick', '--device', 'cpu', '--model', 'DeepLabv2-tiny', '--scale', '0.0625',
+                             '--eval-images', '1', '--rank-images', '1', '--train-iters', '1', '--rounds', '1',
+                             '--json', str(out)])
     finally:
         torch.set_num_threads(threads)
     written = json.loads(out.read_text())
@@ -41,6 +42,16 @@ def test_benchmark_writes_every_measurement(tmp_path, bench):
         assert set(written[key]) == {'ours', 'baseline', 'ratio', 'unit'} and written[key]['ours'] > 0
     assert written['settings']['sizes_wh']['eval_output'] == [128, 64]
     assert report['train'] == written['train']
+    # the TF32 setting of every side: strict fp32 throughout on the CPU defaults
+    assert written['precision'] == {part: {'ours': 'ieee', 'baseline': 'ieee'} for part in ('eval', 'rank', 'train')}
+    assert written['settings']['train_ours']['allow_tf32'] is False
+
+
+def test_training_runs_on_the_chosen_device(bench, tmp_path):
+    sizes = {'train_source': [64, 64], 'train_target': [64, 64]}
+    assert bench.train_cfg(sizes, 2, tmp_path, torch.device('cpu')).GPU_ID == -1
+    assert bench.train_cfg(sizes, 2, tmp_path, torch.device('cuda', 1)).GPU_ID == 1
+    assert bench.train_cfg(sizes, 2, tmp_path, torch.device('cuda'), allow_tf32=True).ALLOW_TF32 is True
 
 
 def test_quick_defaults(bench):

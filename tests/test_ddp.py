@@ -55,6 +55,7 @@ def make_tree(root):
 def write_config(path, tree, snapshots):
     import yaml
     cfg = {'SOURCE': 'GTA', 'TARGET': 'Cityscapes', 'NUM_WORKERS': 0,
+           'GPU_ID': -1,  # bit-exact comparisons between runs: the CPU, also in-process on a GPU machine
            'DATA_DIRECTORY_SOURCE': str(tree / 'GTA5'), 'DATA_LIST_SOURCE': str(tree / 'gta.txt'),
            'DATA_DIRECTORY_TARGET': str(tree / 'Cityscapes'), 'DATA_LIST_TARGET': str(tree / 'cs_train.txt'),
            'EXP_ROOT_SNAPSHOT': str(snapshots),

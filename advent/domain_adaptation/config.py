@@ -51,7 +51,10 @@ def default_config():
     c.EXP_ROOT = str(PROJECT_ROOT / 'experiments')
     c.EXP_ROOT_SNAPSHOT = str(PROJECT_ROOT / 'experiments' / 'snapshots')
     c.EXP_ROOT_LOGS = str(PROJECT_ROOT / 'experiments' / 'logs')
-    c.GPU_ID = 0
+    c.GPU_ID = 0                     # -1: the CPU even when a GPU is present
+    # fp32 convolutions and matrix products in TF32 on Ampere and later GPUs; off by default,
+    # so that fp32 means IEEE fp32, as on the original's GPUs (advent/utils/precision.py)
+    c.ALLOW_TF32 = False
 
     c.TRAIN = EasyDict()
     c.TRAIN.SET_SOURCE = 'all'
@@ -223,6 +226,8 @@ def validate(c, source=''):
             raise ConfigError(f'{where}{key} has {len(_get(c, key))} entries, TEST.MODEL has {n_models}')
     if c.NUM_WORKERS < 0:
         raise ConfigError(f'{where}NUM_WORKERS must be >= 0, got {c.NUM_WORKERS}')
+    if c.GPU_ID < -1:
+        raise ConfigError(f'{where}GPU_ID must be a GPU index or -1 (the CPU), got {c.GPU_ID}')
 
 
 def load_yaml(filename):
@@ -309,8 +314,6 @@ def clone(c):
 
 
 def get_device(c):
-    """cuda:GPU_ID when a GPU is present, else the CPU."""
-    import torch
-    if torch.cuda.is_available():
-        return torch.device('cuda', c.GPU_ID)
-    return torch.device('cpu')
+    """cuda:GPU_ID when a GPU is present and GPU_ID is not -1, else the CPU."""
+    from advent.utils.distributed import device_for_rank
+    return device_for_rank(c.GPU_ID)

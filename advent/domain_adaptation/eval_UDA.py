@@ -23,6 +23,7 @@ from advent.dataset.base_dataset import BaseDataset
 from advent.errors import UserError
 from advent.utils import distributed
 from advent.utils.func import fast_hist, per_class_iu
+from advent.utils.precision import numeric_settings
 from advent.utils.progress import progress_bar
 from advent.utils.serialization import json_dump, json_load, load_model_weights
 
@@ -41,11 +42,11 @@ def evaluate_domain_adaptation(models, test_loader, cfg, fixed_test_size=True, v
     if fixed_test_size:
         interp = nn.Upsample(size=(cfg.TEST.OUTPUT_SIZE_TARGET[1], cfg.TEST.OUTPUT_SIZE_TARGET[0]),
                              mode='bilinear', align_corners=True)
-    if cfg.TEST.MODE == 'single':
-        return eval_single(cfg, models, device, test_loader, interp, fixed_test_size, verbose)
-    if cfg.TEST.MODE == 'best':
-        return eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose)
-    raise NotImplementedError(f'TEST.MODE {cfg.TEST.MODE!r}')
+    evaluate = {'single': eval_single, 'best': eval_best}.get(cfg.TEST.MODE)
+    if evaluate is None:
+        raise NotImplementedError(f'TEST.MODE {cfg.TEST.MODE!r}')
+    with numeric_settings(cfg.ALLOW_TF32):
+        return evaluate(cfg, models, device, test_loader, interp, fixed_test_size, verbose)
 
 
 def confusion_matrix(models, weights, test_loader, num_classes, device, interp, fixed_test_size, desc='',

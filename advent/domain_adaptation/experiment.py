@@ -61,7 +61,7 @@ def seed_everything(seed):
 
 def run_training(cfg, random_train=False, resume=False):
     """Stage 1 or stage 3 training from a finalised config."""
-    distributed.init_from_env()
+    distributed.init_from_env(use_cuda=cfg.GPU_ID >= 0)
     rank, world_size = distributed.get_rank(), distributed.get_world_size()
     seed = cfg.TRAIN.RANDOM_SEED
     if random_train:

@@ -32,6 +32,7 @@ from advent.utils import distributed
 from advent.utils.func import adjust_learning_rate, adjust_learning_rate_discriminator, bce_loss, loss_calc
 from advent.utils.func import prob_2_entropy
 from advent.utils.loss import entropy_loss
+from advent.utils.precision import numeric_settings
 from advent.utils.progress import print_line, progress_bar
 from advent.utils.serialization import save_checkpoint
 from advent.utils.viz_segmask import colorize_mask
@@ -49,7 +50,8 @@ def train_domain_adaptation(model, source_loader, target_loader, cfg, resume_sta
     """Train `model` with cfg.TRAIN.DA_METHOD; `resume_state` continues a saved run."""
     if cfg.TRAIN.DA_METHOD not in ('AdvEnt', 'MinEnt', 'SourceOnly', 'BNOnly'):
         raise NotImplementedError(f'TRAIN.DA_METHOD {cfg.TRAIN.DA_METHOD!r} is not supported')
-    train_loop(model, source_loader, target_loader, cfg, resume_state)
+    with numeric_settings(cfg.ALLOW_TF32, cudnn_benchmark=cfg.TRAIN.CUDNN_BENCHMARK):
+        train_loop(model, source_loader, target_loader, cfg, resume_state)
 
 
 def set_requires_grad(modules, flag):
@@ -78,7 +80,6 @@ def train_loop(model, source_loader, target_loader, cfg, resume_state=None):
     model.to(device)
     if cfg.TRAIN.CHANNELS_LAST:
         model.to(memory_format=torch.channels_last)
-    torch.backends.cudnn.benchmark = cfg.TRAIN.CUDNN_BENCHMARK
 
     # Discriminators on the aux and main entropy maps (looked up on the module at call
     # time, so a caller can substitute the builder).
@@ -289,7 +290,10 @@ def set_rng_state(state):
     kind, keys, *rest = state['numpy']
     np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
     if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
+        # one state per GPU of the machine that saved it; this one may have fewer (a run
+        # uses one GPU per process, the first ones)
+        for index, cuda_state in enumerate(state['cuda'][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
 
 
 def save_training_state(snapshot_dir, i_iter, model, optimizer, discriminators, optimizers_d, scaler,
@@ -322,7 +326,12 @@ def restore_training_state(state, model, optimizer, discriminators, optimizers_d
         d.load_state_dict(state['discriminators'][name])
     for name, opt in optimizers_d.items():
         opt.load_state_dict(state['optimizers_d'][name])
-    scaler.load_state_dict(state['scaler'])
+    if scaler.is_enabled() and not state['scaler']:
+        # saved by a run without fp16 (a disabled scaler saves nothing): the scaler starts afresh
+        print('resuming a training state saved without TRAIN.AMP fp16: the fp16 loss scale starts from '
+              'its initial value')
+    else:
+        scaler.load_state_dict(state['scaler'])
     return state['iteration'] + 1
 
 

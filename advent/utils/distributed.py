@@ -4,13 +4,16 @@ import os
 import torch
 import torch.distributed as dist
 
+from advent.errors import UserError
 
-def init_from_env():
-    """Join the process group torchrun describes in the environment; returns (rank, world_size)."""
+
+def init_from_env(use_cuda=True):
+    """Join the process group torchrun describes in the environment; returns (rank, world_size).
+    use_cuda=False (GPU_ID -1): the ranks run on the CPU and talk over gloo even when GPUs are present."""
     world_size = int(os.environ.get('WORLD_SIZE', '1'))
     if world_size == 1 or dist.is_initialized():
         return get_rank(), get_world_size()
-    backend = 'nccl' if torch.cuda.is_available() else 'gloo'
+    backend = 'nccl' if use_cuda and torch.cuda.is_available() else 'gloo'
     if backend == 'nccl':
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', '0')))
     dist.init_process_group(backend=backend)
@@ -30,11 +33,15 @@ def is_main_process():
 
 
 def device_for_rank(gpu_id):
-    """cuda:LOCAL_RANK under torchrun, else cuda:gpu_id, else the CPU."""
-    if not torch.cuda.is_available():
+    """The CPU when gpu_id is -1 or no GPU is present; else cuda:LOCAL_RANK under torchrun,
+    cuda:gpu_id otherwise."""
+    if gpu_id < 0 or not torch.cuda.is_available():
         return torch.device('cpu')
     if dist.is_initialized():
         return torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')))
+    if gpu_id >= torch.cuda.device_count():
+        raise UserError(f'GPU_ID {gpu_id}: this machine has {torch.cuda.device_count()} GPU(s) '
+                        f'(indices from 0; -1 runs on the CPU)')
     return torch.device('cuda', gpu_id)
 
 

@@ -37,18 +37,21 @@ class OriginalSGD(torch.optim.Optimizer):
     """SGD with momentum and weight decay, each parameter updated once per occurrence as
     PyTorch 0.4.1 did with a parameter list holding it that many times.
 
-    `occurrences` maps id(param) to its count; parameters not in it occur once. The counts
-    travel in the param groups, so state_dict() records them and a resumed run uses the
-    same ones.
+    `param_groups` is a list of dicts with 'params' (each parameter once) and optionally
+    'lr'; `occurrences` maps id(param) to its count, parameters not in it occur once. The
+    counts travel in the param groups, so state_dict() records them and a resumed run
+    uses the same ones.
     """
 
-    def __init__(self, params, occurrences, lr, momentum, weight_decay):
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
-        for group in self.param_groups:
-            if len({id(p) for p in group['params']}) != len(group['params']):
+    def __init__(self, param_groups, occurrences, lr, momentum, weight_decay):
+        groups = []
+        for group in param_groups:
+            params = list(group['params'])
+            if len({id(p) for p in params}) != len(params):
                 raise ValueError('OriginalSGD: a parameter group lists a parameter twice; pass each parameter '
                                  'once and its count in `occurrences`')
-            group[OCCURRENCES] = [occurrences.get(id(p), 1) for p in group['params']]
+            groups.append(dict(group, params=params, **{OCCURRENCES: [occurrences.get(id(p), 1) for p in params]}))
+        super().__init__(groups, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
 
     def load_state_dict(self, state_dict):
         if not saved_by_original_sgd(state_dict):

@@ -1,4 +1,4 @@
-"""The segmenter's SGD as the original ran it (SPEC section 4, "The original's SGD update").
+"""The segmenter's SGD as the original ran it (TRAIN.ORIGINAL_SGD, the default).
 
 The original built its optimiser from `get_1x_lr_params_no_scale`, which walks
 `block.modules()` for every backbone block and yields `sub.parameters()` (recursive) for

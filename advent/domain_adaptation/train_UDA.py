@@ -6,7 +6,8 @@ One iteration, in the original order:
   3. target batch -> AdvEnt: fool the discriminators with the entropy maps (label 0 =
      source) / MinEnt: entropy loss -> backward;
   4. AdvEnt: train the discriminators on the detached source (0) and target (1) maps;
-  5. step the segmenter's SGD and the discriminators' Adam;
+  5. step the segmenter's SGD (the original's repeated backbone updates, segmenter_optimizer)
+     and the discriminators' Adam;
   6. every SAVE_PRED_EVERY iterations save model_{i}.pth (+ D files, + the resume state).
 Source and target go through the network in two separate passes: the BatchNorm layers
 run on batch statistics, so one concatenated batch would change the result.

@@ -31,6 +31,7 @@ def test_defaults_values():
     assert c.TRAIN.LEARNING_RATE == pytest.approx(2.5e-4) and c.TRAIN.LEARNING_RATE_D == pytest.approx(1e-4)
     assert c.TRAIN.MOMENTUM == pytest.approx(0.9) and c.TRAIN.WEIGHT_DECAY == pytest.approx(5e-4)
     assert c.TRAIN.POWER == pytest.approx(0.9)
+    assert c.TRAIN.ORIGINAL_SGD is True  # the original's repeated backbone updates (SPEC 4)
     assert c.TRAIN.LAMBDA_SEG_MAIN == 1.0 and c.TRAIN.LAMBDA_SEG_AUX == pytest.approx(0.1)
     assert c.TRAIN.LAMBDA_ADV_MAIN == pytest.approx(0.001) and c.TRAIN.LAMBDA_ADV_AUX == pytest.approx(0.0002)
     assert c.TRAIN.LAMBDA_ENT_MAIN == pytest.approx(0.001) and c.TRAIN.LAMBDA_ENT_AUX == pytest.approx(0.0002)
@@ -114,6 +115,7 @@ def test_unknown_key_is_named(tmp_path, text, key):
     ('TRAIN:\n  LEARNING_RATE: true\n', 'TRAIN.LEARNING_RATE'),  # bool for float
     ('TRAIN:\n  LEARNING_RATE: fast\n', 'TRAIN.LEARNING_RATE'),  # non-numeric string for float
     ('TRAIN:\n  MULTI_LEVEL: 1\n', 'TRAIN.MULTI_LEVEL'),         # int for bool
+    ('TRAIN:\n  ORIGINAL_SGD: textbook\n', 'TRAIN.ORIGINAL_SGD'),  # string for bool
     ('SOURCE: 3\n', 'SOURCE'),                                   # int for str
     ('TRAIN:\n  INPUT_SIZE_SOURCE: 640\n', 'TRAIN.INPUT_SIZE_SOURCE'),  # scalar for list
     ('TRAIN:\n  IMG_MEAN: [1, 2]\n', 'TRAIN.IMG_MEAN'),          # wrong length for array

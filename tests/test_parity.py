@@ -1,7 +1,9 @@
 """Parity with the original IntraDA/ADVENT code: the same comparisons as the shared checks
-check_model.py (G1, G2), check_funcs.py (G3 + config defaults) and check_datasets.py (G4),
-with the same tolerances (relative error <= 1e-4, labels exact). The golden outputs were
-recorded by running the original code on deterministic inputs (tests/data/parity)."""
+check_model.py (G1, G2), check_funcs.py (G3 + config defaults), check_datasets.py (G4)
+and check_optimizer.py (G9), with the same tolerances (relative error <= 1e-4, labels
+exact; the optimiser 1e-5). The golden outputs were recorded by running the original code
+on deterministic inputs (tests/data/parity); G9 is three steps of the original's segmenter
+optimiser as PyTorch 0.4.1 ran it."""
 import numpy as np
 import pytest
 import torch
@@ -214,3 +216,101 @@ def test_dataset_dtypes_as_original(parity_trees, parity_meta):
         img, lab, _, _ = ds[0]
         assert np.asarray(img).dtype == np.dtype(img_dtype), key
         assert np.asarray(lab).dtype == np.dtype(lab_dtype), key
+
+
+# ---------------------------------------------------------------- G9: the segmenter's SGD
+
+OPT_TOL = 1e-5  # check_optimizer.py: relative error of each parameter's |moved| norm
+
+
+@pytest.fixture(scope='module')
+def g9_setup():
+    """check_optimizer.py's setting: the det ResNet-101, a det gradient per trainable
+    parameter and step, the golden config (lr 0.01, MAX_ITERS 10)."""
+    from detweights import det_checkpoint, det_input
+    from advent.domain_adaptation.config import default_config
+    from advent.model.deeplabv2 import get_deeplab_v2
+    g = load_parity_json('g9_optimizer.json')
+    cfg = default_config()
+    cfg.TRAIN.update(g['settings']['cfg']['TRAIN'])
+    model = get_deeplab_v2(num_classes=19, multi_level=True)
+    start = det_checkpoint('deeplab_multi')
+    model.load_state_dict(start, strict=True)
+    grads = [{name: torch.from_numpy(det_input(f'G9/{name}/{step}', tuple(p.shape), 0.01))
+              for name, p in model.named_parameters() if p.requires_grad}
+             for step in range(g['settings']['steps'])]
+    return g, cfg, model, start, grads
+
+
+def _g9_run(setup, make_optimizer):
+    """Three steps from the det weights, adjust_learning_rate before each; the moved weights."""
+    from advent.utils.func import adjust_learning_rate
+    g, cfg, model, start, grads = setup
+    model.load_state_dict(start, strict=True)
+    opt = make_optimizer(model, cfg)
+    params = dict(model.named_parameters())
+    for step, step_grads in enumerate(grads):
+        opt.zero_grad()
+        for name, grad in step_grads.items():
+            params[name].grad = grad.clone()
+        adjust_learning_rate(opt, step, cfg)
+        opt.step()
+    return {name: p.detach().double().clone() for name, p in params.items()}
+
+
+def _g9_off(moved, start, want):
+    """Names of the parameters whose |moved - start| norm is off by more than OPT_TOL."""
+    off = []
+    for name, (norm_delta, _) in want.items():
+        got = float((moved[name] - start[name].double()).norm())
+        err = abs(got - norm_delta) / norm_delta if norm_delta > 0 else got
+        if err > OPT_TOL:
+            off.append(name)
+    return off
+
+
+@pytest.fixture(scope='module')
+def g9_moved(g9_setup):
+    from advent.domain_adaptation.config import clone
+    from advent.domain_adaptation.train_UDA import segmenter_optimizer
+    runs = {}
+    for original_sgd in (True, False):
+        def make(model, cfg, flag=original_sgd):
+            cfg = clone(cfg)
+            cfg.TRAIN.ORIGINAL_SGD = flag
+            return segmenter_optimizer(model, cfg)
+        runs[original_sgd] = _g9_run(g9_setup, make)
+    return runs
+
+
+def test_optimizer_moves_every_parameter_as_pytorch_041(g9_setup, g9_moved):
+    g, _, model, start, _ = g9_setup
+    want = g['delta_norms']
+    assert set(want) == {name for name, _ in model.named_parameters()}
+    assert _g9_off(g9_moved[True], start, want) == []
+
+
+def test_textbook_optimizer_is_plain_sgd(g9_setup, g9_moved):
+    """ORIGINAL_SGD False: torch.optim.SGD with each trainable parameter once, same groups."""
+    _, _, _, start, _ = g9_setup
+
+    def plain_sgd(model, cfg):
+        heads = [p for m in (model.layer5, model.layer6) for p in m.parameters()]
+        head_ids = {id(p) for p in heads}
+        backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+        lr = cfg.TRAIN.LEARNING_RATE
+        return torch.optim.SGD([{'params': backbone, 'lr': lr}, {'params': heads, 'lr': 10 * lr}], lr=lr,
+                               momentum=cfg.TRAIN.MOMENTUM, weight_decay=cfg.TRAIN.WEIGHT_DECAY, foreach=False)
+    reference = _g9_run(g9_setup, plain_sgd)
+    want = {name: [float((v - start[name].double()).norm()), float(v.norm())] for name, v in reference.items()}
+    assert _g9_off(g9_moved[False], start, want) == []
+
+
+def test_golden_optimizer_run_tells_the_rules_apart(g9_setup, g9_moved):
+    """The textbook update misses the golden run on every repeated backbone parameter
+    (all but conv1 and the heads), so the comparison above would catch a lost repetition."""
+    g, _, model, start, _ = g9_setup
+    off = set(_g9_off(g9_moved[False], start, g['delta_norms']))
+    repeated = {name for name, p in model.named_parameters()
+                if p.requires_grad and name.startswith(('layer1', 'layer2', 'layer3', 'layer4'))}
+    assert off == repeated

@@ -147,6 +147,17 @@ def test_resume_with_a_state_of_another_method_is_refused(tree, reference_run, t
     assert 'MinEnt' in err[0]
 
 
+def test_resume_with_the_other_sgd_rule_is_refused(tree, reference_run, tmp_path, capsys):
+    """A state saved with TRAIN.ORIGINAL_SGD True (default) is not continued as textbook SGD."""
+    cfg_path, copy = write_cfg(tmp_path, tree, 'textbook', TRAIN={'ORIGINAL_SGD': False})
+    shutil.copytree(reference_run, copy)
+    (copy / 'train_state_10.pth').rename(copy / 'train_state_4.pth')  # an unfinished run
+    assert train_main(['--cfg', str(cfg_path), '--resume']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('error:') and 'train_state_4.pth' in err[0]
+    assert 'TRAIN.ORIGINAL_SGD True' in err[0]
+
+
 class Interrupt:
     """Raises KeyboardInterrupt in the source loss of iteration `at` (as Ctrl-C would)."""
 

@@ -1,8 +1,9 @@
 """The training loop against an independent reference of the ORIGINAL ADVENT iteration (SPEC 7).
 
 The reference below is written from the specification only (plain torch ops, its own image
-loading, losses, optimiser groups and schedule); it shares nothing with the project but the
-network definition. Both start from the same weights and see the same single-image source
+loading, losses, optimiser groups and schedule, and the segmenter's SGD as PyTorch 0.4.1 ran
+the original's parameter list, with its repeated backbone parameters, SPEC 4); it shares
+nothing with the project but the network definition. Both start from the same weights and see the same single-image source
 and target lists (so shuffling does not matter); after three iterations the project's
 snapshot model_2.pth (and its discriminators) must equal the reference weights.
 Mutated references (one step of the recipe changed) must differ, which shows that the
@@ -98,20 +99,59 @@ def ref_disc(state):
     return net.train()
 
 
+def ref_backbone_list(model, sgd):
+    """The backbone parameter list handed to SGD. '0.4.1': the original's
+    get_1x_lr_params_no_scale, which for every backbone block loops over block.modules() and
+    yields each sub-module's parameters() (recursive), so a parameter comes once per module
+    on its path. 'textbook': each trainable parameter once."""
+    blocks = (model.conv1, model.bn1, model.layer1, model.layer2, model.layer3, model.layer4)
+    if sgd == 'textbook':
+        return [p for block in blocks for p in block.parameters() if p.requires_grad]
+    return [p for block in blocks for sub in block.modules() for p in sub.parameters() if p.requires_grad]
+
+
+class RefSGD:
+    """PyTorch 0.4.1's SGD.step over parameter lists that may repeat a parameter: one update
+    per entry, in list order: d_p = p.grad; d_p += weight_decay * p (in place on the
+    gradient); a momentum buffer of zeros at the first update ever, then
+    buf = momentum * buf + d_p; p -= lr * buf."""
+
+    def __init__(self, groups, momentum, weight_decay):
+        self.groups, self.momentum, self.weight_decay = groups, momentum, weight_decay
+        self.buffers = {}
+
+    def zero_grad(self):
+        for group in self.groups:
+            for p in group['params']:
+                p.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.groups:
+            for p in group['params']:
+                d_p = p.grad
+                d_p.add_(p, alpha=self.weight_decay)
+                if id(p) not in self.buffers:
+                    self.buffers[id(p)] = torch.zeros_like(p)
+                buf = self.buffers[id(p)]
+                buf.mul_(self.momentum).add_(d_p)
+                p.add_(buf, alpha=-group['lr'])
+
+
 def reference_training(init_state, d_states, src, trg, method, multi_level, n_iters=N_ITERS, hp=HP,
-                       mutation=None):
-    """The original ADVENT iteration (train_advent / train_minent), n_iters times.
+                       mutation=None, sgd='0.4.1'):
+    """The original ADVENT iteration (train_advent / train_minent), n_iters times, with the
+    segmenter's SGD as PyTorch 0.4.1 ran it ('0.4.1') or textbook SGD ('textbook').
     Returns (model state, D_aux state, D_main state)."""
     model = tiny_model(0, multi_level)
     model.load_state_dict(init_state)
     model.train()
-    backbone = [p for m in (model.conv1, model.bn1, model.layer1, model.layer2, model.layer3, model.layer4)
-                for p in m.parameters() if p.requires_grad]
+    backbone = ref_backbone_list(model, sgd)
     heads = [p for name in ('layer5', 'layer6') if hasattr(model, name) for p in getattr(model, name).parameters()]
     head_factor = 1 if mutation == 'heads_at_1x_lr' else 10
     lr, lr_d = hp['LEARNING_RATE'], hp['LEARNING_RATE_D']
-    optimizer = torch.optim.SGD([{'params': backbone, 'lr': lr}, {'params': heads, 'lr': head_factor * lr}],
-                                lr=lr, momentum=hp['MOMENTUM'], weight_decay=hp['WEIGHT_DECAY'])
+    optimizer = RefSGD([{'params': backbone, 'lr': lr}, {'params': heads, 'lr': head_factor * lr}],
+                       momentum=hp['MOMENTUM'], weight_decay=hp['WEIGHT_DECAY'])
     d_aux = d_main = None
     opt_d = []
     if method == 'AdvEnt':
@@ -137,8 +177,8 @@ def reference_training(init_state, d_states, src, trg, method, multi_level, n_it
         for opt in opt_d:
             opt.zero_grad()
         poly = 1.0 if mutation == 'constant_lr' else (1 - i / hp['MAX_ITERS']) ** hp['POWER']
-        optimizer.param_groups[0]['lr'] = lr * poly
-        optimizer.param_groups[1]['lr'] = head_factor * lr * poly
+        optimizer.groups[0]['lr'] = lr * poly
+        optimizer.groups[1]['lr'] = head_factor * lr * poly
         for opt in opt_d:
             opt.param_groups[0]['lr'] = lr_d * poly
 
@@ -386,6 +426,29 @@ def test_reference_comparison_is_sensitive(mutation, tmp_path_factory, batches, 
     d_diff = max(norm_rel_diff(load_checkpoint(snap / f), m)[0] for f, m in zip(files[1:], mutated[1:]))
     assert model_diff > 10 * TOL or d_diff > 100 * D_TOL, \
         f'{mutation}: only {model_diff:.3g} (segmenter) and {d_diff:.3g} (discriminators) from the project'
+
+
+def test_unique_parameter_update_is_caught(tmp_path_factory, batches, weights):
+    """The reference with today's textbook SGD (each backbone parameter updated once, not
+    once per occurrence in the original's list) is far from the project's default run."""
+    trees, src, trg = batches
+    init, d_states = weights
+    snap, _ = project_run(('AdvEnt', True), tmp_path_factory, batches, weights)
+    textbook = reference_training(init[True], d_states, src, trg, 'AdvEnt', True, sgd='textbook')
+    diff, key = max_rel_diff(load_checkpoint(snap / 'model_2.pth'), textbook[0])
+    assert diff > 100 * TOL, f'the textbook update is only {diff:.3g} from the project ({key})'
+
+
+def test_textbook_sgd_setting_matches_textbook_reference(tmp_path, batches, weights, monkeypatch):
+    """TRAIN.ORIGINAL_SGD False: each parameter updated once per step."""
+    trees, src, trg = batches
+    init, d_states = weights
+    cfg = project_config(tmp_path, trees, 'AdvEnt', True, early_stop=2, save_every=2,
+                         hp=dict(HP, ORIGINAL_SGD=False))
+    run_project(cfg, init[True], d_states, monkeypatch)
+    ref = reference_training(init[True], d_states, src, trg, 'AdvEnt', True, sgd='textbook')
+    diff, key = max_rel_diff(load_checkpoint(Path(cfg.TRAIN.SNAPSHOT_DIR) / 'model_2.pth'), ref[0])
+    assert diff <= TOL, f'segmenter differs from the textbook reference at {key}: {diff:.3g}'
 
 
 # ---------------------------------------------------------------- stopping rule and snapshot names

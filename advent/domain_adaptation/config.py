@@ -74,6 +74,9 @@ def default_config():
     c.TRAIN.MOMENTUM = 0.9
     c.TRAIN.WEIGHT_DECAY = 0.0005
     c.TRAIN.POWER = 0.9
+    # The original's SGD update: each backbone parameter updated once per time the original's
+    # parameter generator listed it (advent/domain_adaptation/optim.py); False = textbook SGD.
+    c.TRAIN.ORIGINAL_SGD = True
     c.TRAIN.LAMBDA_SEG_MAIN = 1.0
     c.TRAIN.LAMBDA_SEG_AUX = 0.1
     c.TRAIN.DA_METHOD = 'AdvEnt'

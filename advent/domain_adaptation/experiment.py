@@ -14,6 +14,7 @@ from advent.dataset.loader import build_train_loader
 from advent.dataset.synthia import SYNTHIADataSet
 from advent.domain_adaptation.config import ConfigError, dump_yaml
 from advent.domain_adaptation.eval_UDA import evaluate_domain_adaptation
+from advent.domain_adaptation.optim import saved_by_original_sgd
 from advent.domain_adaptation.train_UDA import find_resume_state, train_domain_adaptation
 from advent.model.deeplabv2 import MODEL_VARIANTS, get_deeplab_v2
 from advent.utils import distributed
@@ -126,6 +127,10 @@ def load_resume_state(path, cfg, model):
         raise CheckpointError(f'training state {path} holds the discriminators {sorted(state["discriminators"])}, '
                               f'TRAIN.DA_METHOD {cfg.TRAIN.DA_METHOD} expects {expected}: another run in this folder?')
     check_state_dict(model, state['model'], f'{path} (model)')
+    saved_original = saved_by_original_sgd(state['optimizer'])
+    if saved_original != cfg.TRAIN.ORIGINAL_SGD:
+        raise CheckpointError(f'training state {path} was written with TRAIN.ORIGINAL_SGD {saved_original}, the '
+                              f'config has {cfg.TRAIN.ORIGINAL_SGD}: set it back to continue this run')
     return state
 
 

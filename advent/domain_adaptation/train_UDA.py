@@ -6,7 +6,8 @@ One iteration, in the original order:
   3. target batch -> AdvEnt: fool the discriminators with the entropy maps (label 0 =
      source) / MinEnt: entropy loss -> backward;
   4. AdvEnt: train the discriminators on the detached source (0) and target (1) maps;
-  5. step the segmenter's SGD and the discriminators' Adam;
+  5. step the segmenter's SGD (the original's repeated backbone updates, segmenter_optimizer)
+     and the discriminators' Adam;
   6. every SAVE_PRED_EVERY iterations save model_{i}.pth (+ D files, + the resume state).
 Source and target go through the network in two separate passes: the BatchNorm layers
 run on batch statistics, so one concatenated batch would change the result.
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advent.dataset.loader import InfiniteBatches
+from advent.domain_adaptation.optim import OriginalSGD, original_occurrences
 from advent.errors import UserError
 from advent.model import discriminator
 from advent.utils import distributed
@@ -52,6 +54,18 @@ def train_domain_adaptation(model, source_loader, target_loader, cfg, resume_sta
         raise NotImplementedError(f'TRAIN.DA_METHOD {cfg.TRAIN.DA_METHOD!r} is not supported')
     with numeric_settings(cfg.ALLOW_TF32, cudnn_benchmark=cfg.TRAIN.CUDNN_BENCHMARK):
         train_loop(model, source_loader, target_loader, cfg, resume_state)
+
+
+def segmenter_optimizer(model, cfg):
+    """The segmenter's SGD: backbone at LEARNING_RATE, heads at 10 x (model.optim_parameters).
+    TRAIN.ORIGINAL_SGD (default) repeats each backbone parameter's update as often as the
+    original's parameter generator listed it (see advent.domain_adaptation.optim); False
+    is textbook SGD, each parameter updated once."""
+    lr = cfg.TRAIN.LEARNING_RATE
+    settings = dict(lr=lr, momentum=cfg.TRAIN.MOMENTUM, weight_decay=cfg.TRAIN.WEIGHT_DECAY)
+    if not cfg.TRAIN.ORIGINAL_SGD:
+        return torch.optim.SGD(model.optim_parameters(lr), **settings)
+    return OriginalSGD(model.optim_parameters(lr), original_occurrences(model.backbone_blocks()), **settings)
 
 
 def set_requires_grad(modules, flag):
@@ -89,8 +103,7 @@ def train_loop(model, source_loader, target_loader, cfg, resume_state=None):
         d_main = discriminator.get_fc_discriminator(num_classes=num_classes).train().to(device)
     discriminators = [d for d in (d_aux, d_main) if d is not None]
 
-    optimizer = torch.optim.SGD(model.optim_parameters(cfg.TRAIN.LEARNING_RATE), lr=cfg.TRAIN.LEARNING_RATE,
-                                momentum=cfg.TRAIN.MOMENTUM, weight_decay=cfg.TRAIN.WEIGHT_DECAY)
+    optimizer = segmenter_optimizer(model, cfg)
     optimizers_d = {name: torch.optim.Adam(d.parameters(), lr=cfg.TRAIN.LEARNING_RATE_D, betas=(0.9, 0.99))
                     for name, d in (('d_aux', d_aux), ('d_main', d_main)) if d is not None}
 

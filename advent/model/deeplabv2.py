@@ -112,9 +112,15 @@ class ResNetMulti(nn.Module):
         main = self.layer6(self.layer4(x))
         return aux, main
 
+    def backbone_blocks(self):
+        """The modules the original's get_1x_lr_params_no_scale walked, in its order."""
+        return [self.conv1, self.bn1, self.layer1, self.layer2, self.layer3, self.layer4]
+
     def get_1x_lr_params_no_scale(self):
-        """Trainable backbone parameters (frozen BatchNorm parameters excluded)."""
-        for module in (self.conv1, self.bn1, self.layer1, self.layer2, self.layer3, self.layer4):
+        """Trainable backbone parameters, each once (frozen BatchNorm parameters excluded).
+        The original yielded most of them several times; OriginalSGD (advent.domain_adaptation.optim)
+        reproduces the effect of that on its update."""
+        for module in self.backbone_blocks():
             for param in module.parameters():
                 if param.requires_grad:
                     yield param

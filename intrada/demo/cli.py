@@ -26,12 +26,16 @@ def get_arguments(argv=None):
     parser.add_argument('--seed', type=int, default=0, help='data and training seed (default 0)')
     parser.add_argument('--out', default=str(PROJECT_ROOT / 'experiments' / 'demo'),
                         help='output folder (default: experiments/demo)')
+    parser.add_argument('--sgd', choices=('original', 'textbook'), default='original',
+                        help="segmenter update: 'original' repeats the backbone's SGD updates as the paper's "
+                             "PyTorch 0.4.1 did (TRAIN.ORIGINAL_SGD True, the default); 'textbook' updates each "
+                             "parameter once")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = get_arguments(argv)
-    results = run_demo(args.out, args.seed, args.quick, args)
+    results = run_demo(args.out, args.seed, args.quick, args, original_sgd=args.sgd == 'original')
     print_table(results)
     print(f'\nreport: {Path(args.out) / "report.md"}\nresults: {Path(args.out) / "results.json"}')
     return 0

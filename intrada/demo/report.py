@@ -121,7 +121,7 @@ def write_report(out, results, settings, args, lambda1):
     gain_intra = results['intrada']['mIoU'] - results['advent']['mIoU']
     text = f"""# IntraDA demo report
 
-Command: `python -m intrada.demo{' --quick' if args.quick else ''} --seed {args.seed} --out {args.out}`
+Command: `python -m intrada.demo{' --quick' if args.quick else ''} --seed {args.seed} --sgd {args.sgd} --out {args.out}`
 
 Synthetic benchmark: {settings['n_source']} source (GTA5 format), {settings['n_target_train']} target-train and
 {settings['n_target_val']} target-val images (Cityscapes format) of {settings['size'][0]}x{settings['size'][1]} pixels;

@@ -46,7 +46,7 @@ def write_config(path, entries):
     return str(path)
 
 
-def base_config(data, snapshots, settings, seed):
+def base_config(data, snapshots, settings, seed, original_sgd=True):
     width, height = settings['size']
     total = settings['warmup'] + settings['adapt'] + settings['intra']
     return {
@@ -59,7 +59,7 @@ def base_config(data, snapshots, settings, seed):
             'INPUT_SIZE_SOURCE': [width, height], 'INPUT_SIZE_TARGET': [width, height],
             'BATCH_SIZE_SOURCE': settings['batch'], 'BATCH_SIZE_TARGET': settings['batch'],
             'LEARNING_RATE': LEARNING_RATE, 'MAX_ITERS': 4 * total,
-            'SAVE_PRED_EVERY': settings['every'], 'RANDOM_SEED': 1234 + seed,
+            'SAVE_PRED_EVERY': settings['every'], 'RANDOM_SEED': 1234 + seed, 'ORIGINAL_SGD': original_sgd,
         },
         'TEST': {
             'MODE': 'best', 'MODEL': [settings['model']], 'MULTI_LEVEL': [True],
@@ -148,7 +148,7 @@ def auroc(scores, positives):
     return round(float(greater / (len(pos) * len(neg))), 3)
 
 
-def run_demo(out, seed=0, quick=False, args=None):
+def run_demo(out, seed=0, quick=False, args=None, original_sgd=True):
     settings = SETTINGS['quick' if quick else 'full']
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -164,7 +164,7 @@ def run_demo(out, seed=0, quick=False, args=None):
     snapshots, configs, rank_dir = out / 'snapshots', out / 'configs', out / 'entropy_rank'
     for stale in (snapshots, configs, rank_dir):  # earlier runs' outputs; the generated data is kept
         shutil.rmtree(stale, ignore_errors=True)
-    base = base_config(data, snapshots, settings, seed)
+    base = base_config(data, snapshots, settings, seed, original_sgd)
     warmup, adapt, intra = settings['warmup'], settings['adapt'], settings['intra']
     source_only = write_config(configs / 'source_only.yml',
                                with_run(base, 'source_only', 'SourceOnly', warmup + adapt))
@@ -201,6 +201,7 @@ def run_demo(out, seed=0, quick=False, args=None):
     results['seconds'] = stages.seconds
     results['settings'] = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
     results['seed'] = seed
+    results['original_sgd'] = original_sgd
     json_dump(results, out / 'results.json')
     write_report(out, results, settings, args, LAMBDA1)
     return results

@@ -8,7 +8,7 @@ import torch
 
 from advent.model.deeplabv2 import get_deeplab_v2
 from intrada.check import console_main
-from tinydata import CS_VAL, GTA_NAMES, make_tree, save_png, stage1_config, write_config
+from tinydata import CS_VAL, GTA_NAMES, make_tree, stage1_config, write_config, write_png
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def unreadable_image(tree, config):
 
 def wrong_label_ids(tree, config):
     label = tree / 'GTA5' / 'labels' / GTA_NAMES[2]
-    save_png(label, np.full((32, 64), 200, np.uint8), 'L')
+    write_png(label, np.full((32, 64), 200, np.uint8), 'L')
     return config(), 'source sample', [str(label), 'holds the id 200', 'GTA5 label ids']
 
 

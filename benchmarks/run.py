@@ -368,20 +368,17 @@ def main(argv=None):
         torch.manual_seed(0)
         model = get_deeplab_v2(NUM_CLASSES, True, args.model).eval().to(device)
         with numeric_settings(EVAL_RANK_TF32):
-            if 'eval' in args.only:
-                report['eval'], report['eval_memory'], same = bench_eval(model, device, args, sizes)
-                report['checks']['eval_same_confusion_matrix'] = same
-                _print('eval', report['eval'], report['eval_memory'])
-                report['eval_postprocess'], same = bench_eval_post(model, device, args, sizes)
-                report['checks']['eval_postprocess_same_confusion_matrix'] = same
-                _print('  after the forward pass', report['eval_postprocess'])
-            if 'rank' in args.only:
-                report['rank'], report['rank_memory'], same = bench_rank(model, device, args, sizes)
-                report['checks']['rank_same_split'] = same
-                _print('rank', report['rank'], report['rank_memory'])
-                report['rank_postprocess'], same = bench_rank_post(model, device, args, sizes)
-                report['checks']['rank_postprocess_same_scores'] = same
-                _print('  after the forward pass', report['rank_postprocess'])
+            for part, whole, post, whole_check, post_check in (
+                    ('eval', bench_eval, bench_eval_post, 'same_confusion_matrix', 'postprocess_same_confusion_matrix'),
+                    ('rank', bench_rank, bench_rank_post, 'same_split', 'postprocess_same_scores')):
+                if part not in args.only:
+                    continue
+                report[part], report[f'{part}_memory'], report['checks'][f'{part}_{whole_check}'] = \
+                    whole(model, device, args, sizes)
+                _print(part, report[part], report[f'{part}_memory'])
+                report[f'{part}_postprocess'], report['checks'][f'{part}_{post_check}'] = \
+                    post(model, device, args, sizes)
+                _print('  after the forward pass', report[f'{part}_postprocess'])
         for part in ('eval', 'rank'):
             if part in args.only:
                 report['precision'][part] = {side: fp32_precision(EVAL_RANK_TF32) for side in ('ours', 'baseline')}

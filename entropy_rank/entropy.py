@@ -12,7 +12,7 @@ from advent.domain_adaptation.config import PROJECT_ROOT  # noqa: E402
 from entropy_rank.quality import check_label_folder, report_quality  # noqa: E402
 from entropy_rank.ranking import run_ranking  # noqa: E402
 
-# --out-dir defaults to where this config reads the splits, so the documented stages chain without flags.
+# The packaged stage-3 config; a ranking written elsewhere gets a note on how to chain the stages.
 STAGE3_CONFIG = PROJECT_ROOT / 'configs' / 'intrada.yml'
 
 
@@ -23,9 +23,10 @@ def get_arguments(argv=None):
     parser.add_argument('--normalize', type=str2bool, default=False,
                         help='multiply the entropy by the rare-class normaliser (true/false)')
     parser.add_argument('--lambda1', type=float, default=0.67, help='fraction of images in the easy split')
-    parser.add_argument('--out-dir', '--out_dir', dest='out_dir', type=str, default=None,
-                        help='folder for easy_split.txt, hard_split.txt and color_masks/ (default: the folder '
-                             'configs/intrada.yml reads them from, experiments/entropy_rank)')
+    parser.add_argument('--out-dir', '--out_dir', dest='out_dir', type=str, default='.',
+                        help='folder for easy_split.txt, hard_split.txt and color_masks/ (default: the current '
+                             'directory, as the original; configs/intrada.yml reads them from '
+                             'experiments/entropy_rank, so pass --out-dir experiments/entropy_rank to chain the stages)')
     parser.add_argument('--pseudo-label-quality', '--pseudo_label_quality', dest='pseudo_label_quality',
                         metavar='LABELS', default=None,
                         help='opt-in: measure both splits\' pseudo-labels against the target training labels in '
@@ -34,20 +35,25 @@ def get_arguments(argv=None):
     return parser.parse_args(argv)
 
 
-def default_out_dir():
+def stage3_ranking_folder():
+    """Where configs/intrada.yml reads the splits and pseudo-labels from."""
     from intrada.pipeline import load_stage_config, ranking_folder
     return ranking_folder(load_stage_config(STAGE3_CONFIG))
 
 
 def main(args):
     cfg = config_from_args(args)
-    out_dir = args.out_dir if args.out_dir is not None else default_out_dir()
+    out_dir = args.out_dir
     print_header(args, cfg, snapshots=cfg.TRAIN.SNAPSHOT_DIR, out_dir=out_dir)
     if args.pseudo_label_quality is not None:
         check_label_folder(args.pseudo_label_quality, '--pseudo-label-quality')  # before the ranking
     run_ranking(cfg, args.best_iter, args.normalize, args.lambda1, out_dir)
     if args.pseudo_label_quality is not None:
         report_quality(out_dir, args.pseudo_label_quality, cfg.TRAIN.INFO_TARGET)
+    stage3_folder = stage3_ranking_folder()
+    if Path(out_dir).resolve() != Path(stage3_folder).resolve():
+        print(f'note: configs/intrada.yml reads the splits from {stage3_folder}; to run stage 3 with it, '
+              f'rank with --out-dir {stage3_folder} (or point its DATA_LIST_SOURCE/TARGET here)')
 
 
 if __name__ == '__main__':

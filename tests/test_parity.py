@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import IMG_MEAN, rel_err
+from conftest import IMG_MEAN, load_parity, rel_err
 
 TOL = 1e-4
 
@@ -230,7 +230,7 @@ def g9_setup():
     from detweights import det_checkpoint, det_input
     from advent.domain_adaptation.config import default_config
     from advent.model.deeplabv2 import get_deeplab_v2
-    g = load_parity_json('g9_optimizer.json')
+    g = load_parity('g9_optimizer.json')
     cfg = default_config()
     cfg.TRAIN.update(g['settings']['cfg']['TRAIN'])
     model = get_deeplab_v2(num_classes=19, multi_level=True)

@@ -31,11 +31,11 @@ def test_print_config_adds_the_merged_config(tmp_path, capsys):
     assert 'Using config:' in out and f"'DATA_DIRECTORY_TARGET': '{tmp_path / 'tree' / 'Cityscapes'}'" in out
 
 
-def test_ranking_goes_by_default_where_the_stage3_config_reads_it():
-    from entropy_rank.entropy import default_out_dir, get_arguments
-    assert get_arguments(['--cfg', 'x.yml']).out_dir is None  # resolved when the script runs
-    folder = PROJECT_ROOT / 'experiments' / 'entropy_rank'  # the folder the README documents
-    assert default_out_dir() == folder
+def test_ranking_defaults_to_the_working_directory_and_names_the_stage3_folder():
+    from entropy_rank.entropy import get_arguments, stage3_ranking_folder
+    assert get_arguments(['--cfg', 'x.yml']).out_dir == '.'  # the contract's default, as the original
+    folder = PROJECT_ROOT / 'experiments' / 'entropy_rank'  # the folder the README passes as --out-dir
+    assert stage3_ranking_folder() == folder
     stage3 = load_config(PROJECT_ROOT / 'configs' / 'intrada.yml')
     assert stage3.DATA_LIST_SOURCE == str(folder / 'easy_split.txt')
     assert stage3.DATA_LIST_TARGET == str(folder / 'hard_split.txt')

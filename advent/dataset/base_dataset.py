@@ -175,6 +175,20 @@ class BaseDataset(data.Dataset):
         raise NotImplementedError
 
 
+class SyntheticSourceDataset(BaseDataset):
+    """A labelled synthetic source (GTA5, SYNTHIA): every list entry has an image and a label
+    of the dataset's own ids, which TO_TRAIN_ID maps to train ids."""
+    TO_TRAIN_ID = {}
+
+    def __init__(self, root, list_path, set='all', max_iters=None, crop_size=(321, 321), mean=(128, 128, 128)):
+        super().__init__(root, list_path, set, max_iters, crop_size, None, mean)
+        self.map_labels = IdMapper(self.TO_TRAIN_ID.items())
+
+    def get_train_ids(self, label_file):
+        # float32 labels, as the original returned them
+        return self.map_labels(self.get_labels(label_file)).astype(np.float32)
+
+
 class IdMapper:
     """Maps dataset label ids to train ids; ids the table does not list become 255."""
 

@@ -1,7 +1,7 @@
 import cv2
 import numpy as np
 
-from advent.dataset.base_dataset import BaseDataset, DatasetError, IdMapper
+from advent.dataset.base_dataset import DatasetError, SyntheticSourceDataset
 from PIL import Image
 
 # SYNTHIA-RAND-CITYSCAPES class ids -> the 16 train ids shared with Cityscapes.
@@ -13,14 +13,11 @@ CITYSCAPES_16_FROM_19 = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 15, 17, 18]
 CLASSES_13_OF_16 = [0, 1, 2, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
 
 
-class SYNTHIADataSet(BaseDataset):
+class SYNTHIADataSet(SyntheticSourceDataset):
     LAYOUT = ('ROOT/RGB/NAME (RGB) and ROOT/GT/LABELS/NAME (16-bit PNG, class id in the first channel)')
     LABEL_IDS = range(23)
     LABEL_IDS_TEXT = 'SYNTHIA-RAND-CITYSCAPES class ids 0..22'
-
-    def __init__(self, root, list_path, set='all', max_iters=None, crop_size=(321, 321), mean=(128, 128, 128)):
-        super().__init__(root, list_path, set, max_iters, crop_size, None, mean)
-        self.map_labels = IdMapper(SYNTHIA_TO_TRAIN_ID.items())
+    TO_TRAIN_ID = SYNTHIA_TO_TRAIN_ID
 
     def get_metadata(self, name):
         return self.root / 'RGB' / name, self.root / 'GT' / 'LABELS' / name
@@ -33,6 +30,3 @@ class SYNTHIADataSet(BaseDataset):
         ids = raw[:, :, 2] if raw.ndim == 3 else raw  # OpenCV gives BGR(A): the first PNG channel is index 2
         img = Image.fromarray(ids.astype(np.int32), mode='I').resize(self.labels_size, Image.NEAREST)
         return np.asarray(img, np.float32)
-
-    def get_train_ids(self, label_file):
-        return self.map_labels(self.get_labels(label_file)).astype(np.float32)

@@ -36,6 +36,9 @@ def build_source_dataset(cfg):
     if cfg.SOURCE == 'SYNTHIA':
         return SYNTHIADataSet(cfg.DATA_DIRECTORY_SOURCE, cfg.DATA_LIST_SOURCE, set=cfg.TRAIN.SET_SOURCE, **common)
     # Stage 3: the easy split is a part of the target training set, with pseudo-labels.
+    if not Path(cfg.DATA_LIST_SOURCE).is_file():
+        raise DatasetError(f'easy split {cfg.DATA_LIST_SOURCE} does not exist: run stage 2 first, '
+                           f'entropy_rank/entropy.py --out-dir {Path(cfg.DATA_LIST_SOURCE).parent}')
     return CityscapesPseudoDataSet(cfg.DATA_DIRECTORY_TARGET, cfg.DATA_LIST_SOURCE, cfg.DATA_DIRECTORY_PSEUDO_LABELS,
                                    set=cfg.TRAIN.SET_TARGET, info_path=cfg.TRAIN.INFO_TARGET, **common)
 

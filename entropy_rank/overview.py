@@ -72,7 +72,7 @@ def render_ranking_overview(model, dataset, device, summary, mean, notes=None):
             batch = torch.from_numpy(np.ascontiguousarray(image))[None].to(device)
             prediction, entropy = (t.cpu().numpy() for t in segment([model], [1.0], batch, [(width, height)])[0])
             label = (f'rank {entry["rank"]}/{summary["images"]}, {split}\nscore {entry["score"]:.4g}\n'
-                     f'{_short(entry["name"])}')
+                     f'{short_name(entry["name"])}')
             if notes and entry['name'] in notes:
                 label += f'\n{notes[entry["name"]]}'
             rows.append((label, [image_to_rgb(image, mean), colorize_rgb(prediction), entropy_heatmap(entropy)]))
@@ -96,6 +96,11 @@ def _histogram(summary, width, title):
     return histogram_image(centres, edges, summary['cut_score'], (width, 180), title)
 
 
-def _short(name, limit=28):
-    name = name.split('/')[-1]
-    return name if len(name) <= limit else name[:limit - 3] + '...'
+def short_name(name, limit=28):
+    """An image's name for a figure: the file name without its extension and Cityscapes'
+    '_leftImg8bit' suffix; a longer one keeps its start and its end, where names differ."""
+    name = name.split('/')[-1].rsplit('.', 1)[0].replace('_leftImg8bit', '')
+    if len(name) <= limit:
+        return name
+    head = (limit - 3) // 2
+    return name[:head] + '...' + name[-(limit - 3 - head):]

@@ -1,6 +1,6 @@
 """Figures drawn with PIL and numpy only: a grid of labelled image tiles, a histogram with
-a marked threshold, a bar chart with error bars, a colour legend, a colour bar, and images
-stacked into one."""
+a marked threshold, a bar chart with error bars, a colour legend, a colour bar, a line of
+text, and images stacked into one."""
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -172,4 +172,12 @@ def colour_bar(colour_of, low, high, title, width=480, bar_height=12):
     canvas.paste(Image.fromarray(np.repeat(row, bar_height, axis=0)), (PAD, y))
     draw.text((PAD, y + bar_height + 1), low, fill=INK)
     draw.text((width - PAD - _text_size(draw, high)[0], y + bar_height + 1), high, fill=INK)
+    return canvas
+
+
+def caption(text, width=480):
+    """Text (one or more lines) on a white strip `width` wide: a figure's title. RGB PIL image."""
+    probe = ImageDraw.Draw(Image.new('RGB', (1, 1)))
+    canvas = Image.new('RGB', (width, _text_size(probe, text)[1] + 2 * PAD + 2), BACKGROUND)
+    ImageDraw.Draw(canvas).multiline_text((PAD, PAD), text, fill=INK)
     return canvas

@@ -14,11 +14,13 @@ TITLES = dict(ROWS)
 COMPARISONS = (('advent', 'source_only'), ('advent', 'bn_only'), ('bn_only', 'source_only'),
                ('intrada', 'advent_continued'), ('intrada', 'advent'), ('advent_continued', 'advent'),
                ('self_training', 'advent_continued'), ('intrada', 'self_training'), ('intrada_norm', 'intrada'))
-SELF_TRAINING_NOTE = (
-    'Self-training is stage 3 without its adversarial part: stage 2 with lambda1 = 1.0 puts every target-train '
-    'image in the easy split, and the run (DA_METHOD SourceOnly, SOURCE CityscapesEasy) trains from the best '
-    'AdvEnt snapshot with the segmentation loss on those pseudo-labels only, for as many iterations as stage 3. '
-    'Its pseudo-labels are those of the default ranking (the same model), easy and hard together.')
+ABLATION_NOTE = (
+    'Ablation: self-training and IntraDA with the normalised ranking start from the best AdvEnt snapshot and run '
+    'as many iterations as stage 3. Self-training is stage 3 without its adversarial part: stage 2 with '
+    'lambda1 = 1.0 puts every target-train image in the easy split, and the run (DA_METHOD SourceOnly, SOURCE '
+    'CityscapesEasy) trains with the segmentation loss on those pseudo-labels only; the target set is never '
+    'drawn from, so the empty hard split plays no part. Its pseudo-labels are those of the default ranking '
+    '(the same model), easy and hard together.')
 
 
 def present_rows(results):
@@ -72,7 +74,8 @@ def write_report(out, results, settings, command, lambda1):
     rankings = [('entropy (default)', results['pseudo_labels'])]
     if 'pseudo_labels_norm' in results:
         rankings.append(('entropy x normalisation', results['pseudo_labels_norm']))
-    ablation = 'self_training' in results
+    ablation_note = f'\n{ABLATION_NOTE}\n' if 'self_training' in results else ''
+    last = 'is its last (it may still be improving)' if source['best_is_last'] else 'is not its last'
     text = f"""# IntraDA demo report
 
 ![mIoU of every run](summary.png)
@@ -86,17 +89,16 @@ model {settings['model']}, batch {settings['batch']} + {settings['batch']}, from
 {settings['warmup']} for {settings['adapt']} iterations; IntraDA starts from the best AdvEnt snapshot and runs
 {settings['intra']} iterations on easy -> hard (lambda1 = {lambda1}); AdvEnt continued, its control, starts from the
 same snapshot with a fresh discriminator and runs as many iterations of AdvEnt (source -> all target-train).
-{'Ablation: self-training and IntraDA with the normalised ranking, from the same snapshot, as many iterations. ' if ablation else ''}Snapshots every {settings['every']} iterations; mIoU in percent on the target val set, best snapshot (as
-the paper selects) and the mean of the last {settings['last_k']}.
+Snapshots every {settings['every']} iterations; mIoU in percent on the target val set, best snapshot (as the
+paper selects) and the mean of the last {settings['last_k']}.
 
 {results_table(results, rows, class_names)}
 
-Source only: best snapshot at iteration {source['best_iter']} of {settings['warmup'] + settings['adapt']}; it
-{'is' if source['best_is_last'] else 'is not'} its last{' (it may still be improving)' if source['best_is_last'] else ''}.
+Source only: best snapshot at iteration {source['best_iter']} of {settings['warmup'] + settings['adapt']}; it {last}.
 
 Differences in mIoU (best snapshots; a single seed, so a point or so is within the run-to-run spread):
 {chr(10).join(comparison_lines({key: results[key]['mIoU'] for key, _ in rows}))}
-{(chr(10) + SELF_TRAINING_NOTE + chr(10)) if ablation else ''}
+{ablation_note}
 ## The paper's premise: pseudo-labels of the easy split against the hard split
 
 The pseudo-labels (stage 2's argmax of the best AdvEnt snapshot) measured against the generated
@@ -160,8 +162,9 @@ Rule: {aggregate['rule']}.
 - Within the spread: {listing(within)}.
 
 Pseudo-labels of the default ranking against the generated target-train labels (never read by
-the method): easy split pixel accuracy {spread(pseudo['easy']['pixel_accuracy'])}, mIoU {spread(pseudo['easy']['mIoU'])};
-hard split pixel accuracy {spread(pseudo['hard']['pixel_accuracy'])}, mIoU {spread(pseudo['hard']['mIoU'])}.
+the method): easy split pixel accuracy {spread(pseudo['easy']['pixel_accuracy'])},
+mIoU {spread(pseudo['easy']['mIoU'])}; hard split pixel accuracy {spread(pseudo['hard']['pixel_accuracy'])},
+mIoU {spread(pseudo['hard']['mIoU'])}.
 
 Each seed's report: {', '.join(f'[seed {s}](seed_{s}/report.md)' for s in seeds)}.
 """

@@ -233,7 +233,8 @@ def run_demo(out, seed=0, quick=False, original_sgd=True, ablation=False, comman
     advent, best = results['advent']['checkpoint'], results['advent']['best_iter']
 
     stages.rank('stage 2 ranking', cfgs['advent'], best, LAMBDA1, False, rank_dir)
-    cfgs['intrada'] = write_config(configs / 'intrada.yml', stage3_config(base, 'intrada', intra, advent, rank_dir, data))
+    cfgs['intrada'] = write_config(configs / 'intrada.yml',
+                                   stage3_config(base, 'intrada', intra, advent, rank_dir, data))
     results['intrada'] = stages.train_and_evaluate('intrada', cfgs['intrada'], last_k)
     results['split'], results['pseudo_labels'] = ranking_quality(rank_dir, data)
 

@@ -7,8 +7,8 @@ import torch
 
 from advent.dataset.base_dataset import image_to_rgb
 from advent.domain_adaptation.inference import segment
-from advent.utils.figures import histogram_image, stack_images, tile_grid
-from advent.utils.viz_segmask import colorize_rgb, entropy_heatmap
+from advent.utils.figures import colour_bar, colour_legend, histogram_image, stack_images, tile_grid
+from advent.utils.viz_segmask import CLASS_COLOURS, colorize_rgb, entropy_heatmap
 
 OVERVIEW_NAME = 'ranking_overview.png'
 OVERVIEW_COUNT = 4      # easiest and hardest images shown
@@ -52,12 +52,14 @@ def _tile_size(width, height):
     return tile_w, max(1, round(height * tile_w / width))
 
 
-def render_ranking_overview(model, dataset, device, summary, mean):
+def render_ranking_overview(model, dataset, device, summary, mean, notes=None):
     """ranking_overview.png as a PIL image: a row per image of summary['easiest'] and
     summary['hardest'] (the photo, the prediction, the entropy map, as stage 2 computes them
-    at the dataset's input size), then the histogram of the scores with the cut.
+    at the dataset's input size), the entropy colour bar and the class legend, then the
+    histogram of the scores with the cut.
 
-    dataset: items (image, label, shape, name) with preprocessed images (mean: their IMG_MEAN)."""
+    dataset: items (image, label, shape, name) with preprocessed images (mean: their IMG_MEAN).
+    notes: optional {name: text}, a further line under an image's label."""
     index_of = {name: i for i, name in enumerate(_names(dataset))}
     rows, tile_size = [], None
     model.eval()
@@ -69,13 +71,20 @@ def render_ranking_overview(model, dataset, device, summary, mean):
             tile_size = tile_size or _tile_size(width, height)
             batch = torch.from_numpy(np.ascontiguousarray(image))[None].to(device)
             prediction, entropy = (t.cpu().numpy() for t in segment([model], [1.0], batch, [(width, height)])[0])
-            label = (f'rank {entry["rank"]}/{summary["images"]}, {split}\nscore {entry["score"]:.4f}\n'
-                     f'{_short(entry["name"])}')
+            label = (f'rank {entry["rank"]}/{summary["images"]}, {split}\nscore {entry["score"]:.4g}\n'
+                     f'{short_name(entry["name"])}')
+            if notes and entry['name'] in notes:
+                label += f'\n{notes[entry["name"]]}'
             rows.append((label, [image_to_rgb(image, mean), colorize_rgb(prediction), entropy_heatmap(entropy)]))
     parts = [tile_grid(rows, ['image', 'prediction', 'entropy (black 0, yellow 1)'], tile_size)] if rows else []
+    width = max(parts[0].width if parts else 0, 480)
+    if rows:
+        parts += [colour_bar(entropy_heatmap, '0 (certain)', '1 (uniform over the classes)',
+                             'normalised entropy of a pixel', width),
+                  colour_legend(CLASS_COLOURS, width)]
     title = (f'{summary["images"]} images by entropy score; lambda1 {summary["lambda1"]}: '
              f'{summary["easy"]} easy, {summary["hard"]} hard')
-    parts.append(_histogram(summary, max(parts[0].width if parts else 0, 480), title))
+    parts.append(_histogram(summary, width, title))
     return stack_images(parts)
 
 
@@ -87,6 +96,11 @@ def _histogram(summary, width, title):
     return histogram_image(centres, edges, summary['cut_score'], (width, 180), title)
 
 
-def _short(name, limit=28):
-    name = name.split('/')[-1]
-    return name if len(name) <= limit else name[:limit - 3] + '...'
+def short_name(name, limit=28):
+    """An image's name for a figure: the file name without its extension and Cityscapes'
+    '_leftImg8bit' suffix; a longer one keeps its start and its end, where names differ."""
+    name = name.split('/')[-1].rsplit('.', 1)[0].replace('_leftImg8bit', '')
+    if len(name) <= limit:
+        return name
+    head = (limit - 3) // 2
+    return name[:head] + '...' + name[-(limit - 3 - head):]

@@ -1,5 +1,6 @@
 """Figures drawn with PIL and numpy only: a grid of labelled image tiles, a histogram with
-a marked threshold, and images stacked into one."""
+a marked threshold, a bar chart with error bars, a colour legend, a colour bar, a line of
+text, and images stacked into one."""
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -102,4 +103,81 @@ def stack_images(images, pad=2 * PAD):
     for image in images:
         canvas.paste(image, (0, y))
         y += image.height + pad
+    return canvas
+
+
+def bar_chart(labels, values, errors=None, title='', size=(560, 240), value_format='{:.2f}', colour='#4f81bd'):
+    """Vertical bars of `values` (one per label) from zero, each with its value written over it;
+    `errors` (same length, None for none) draws +- that much as a whisker. RGB PIL image."""
+    errors = list(errors) if errors is not None else [None] * len(values)
+    width, height = size
+    canvas = Image.new('RGB', size, BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    text_h = _text_size(draw, '0')[1]
+    label_h = max([_text_size(draw, label)[1] for label in labels] + [text_h])
+    top, bottom, left = 2 * PAD + 2 * text_h + PAD, 2 * PAD + label_h, 2 * PAD
+    plot_w, plot_h = width - 2 * left, height - top - bottom
+    draw.text((left, PAD), title, fill=INK)
+    peak = max([v + (e or 0) for v, e in zip(values, errors)] + [1e-12])
+    slot = plot_w / max(len(values), 1)
+
+    def y_of(value):
+        return top + plot_h * (1 - value / peak)
+
+    for k, (label, value, error) in enumerate(zip(labels, values, errors)):
+        x0, x1 = left + k * slot + slot * 0.15, left + (k + 1) * slot - slot * 0.15
+        draw.rectangle([x0, y_of(value), x1, top + plot_h], fill=colour)
+        centre = (x0 + x1) / 2
+        text = value_format.format(value) + ('' if error is None else f' +- {value_format.format(error)}')
+        if error is not None:
+            draw.line([centre, y_of(value + error), centre, y_of(max(value - error, 0))], fill=INK, width=2)
+            for y in (y_of(value + error), y_of(max(value - error, 0))):
+                draw.line([centre - slot * 0.1, y, centre + slot * 0.1, y], fill=INK, width=2)
+        text_w = _text_size(draw, text)[0]
+        draw.text((centre - text_w / 2, y_of(value + (error or 0)) - text_h - PAD), text, fill=INK)
+        draw.multiline_text((centre - _text_size(draw, label)[0] / 2, top + plot_h + PAD), label, fill=INK,
+                            align='center')
+    draw.line([left, top + plot_h, left + plot_w, top + plot_h], fill=INK)
+    return canvas
+
+
+def colour_legend(entries, width=480, swatch=(14, 10)):
+    """Colour swatches with their names, as many to a line as fit in `width`.
+    entries: [(name, (r, g, b))]. RGB PIL image."""
+    probe = ImageDraw.Draw(Image.new('RGB', (1, 1)))
+    cell_w = max(_text_size(probe, name)[0] for name, _ in entries) + swatch[0] + 3 * PAD
+    line_h = max(swatch[1], _text_size(probe, 'Ag')[1]) + PAD
+    per_line = max(1, (width - PAD) // cell_w)
+    lines = -(-len(entries) // per_line)
+    canvas = Image.new('RGB', (width, PAD + lines * line_h), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    for k, (name, colour) in enumerate(entries):
+        x, y = PAD + (k % per_line) * cell_w, PAD + (k // per_line) * line_h
+        draw.rectangle([x, y, x + swatch[0], y + swatch[1]], fill=tuple(colour), outline=INK)
+        draw.text((x + swatch[0] + PAD, y - 1), name, fill=INK)
+    return canvas
+
+
+def colour_bar(colour_of, low, high, title, width=480, bar_height=12):
+    """A horizontal colour scale: colour_of maps a map of values in [0, 1] (1, W) to RGB uint8
+    (1, W, 3), as entropy_heatmap does; `low` and `high` are the texts at its ends. RGB PIL image."""
+    probe = ImageDraw.Draw(Image.new('RGB', (1, 1)))
+    text_h = _text_size(probe, 'Ag')[1]
+    canvas = Image.new('RGB', (width, 3 * PAD + 2 * text_h + bar_height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    draw.text((PAD, PAD), title, fill=INK)
+    bar_w = width - 2 * PAD
+    row = np.asarray(colour_of(np.linspace(0.0, 1.0, bar_w)[None]), np.uint8).reshape(1, bar_w, 3)
+    y = 2 * PAD + text_h
+    canvas.paste(Image.fromarray(np.repeat(row, bar_height, axis=0)), (PAD, y))
+    draw.text((PAD, y + bar_height + 1), low, fill=INK)
+    draw.text((width - PAD - _text_size(draw, high)[0], y + bar_height + 1), high, fill=INK)
+    return canvas
+
+
+def caption(text, width=480):
+    """Text (one or more lines) on a white strip `width` wide: a figure's title. RGB PIL image."""
+    probe = ImageDraw.Draw(Image.new('RGB', (1, 1)))
+    canvas = Image.new('RGB', (width, _text_size(probe, text)[1] + 2 * PAD + 2), BACKGROUND)
+    ImageDraw.Draw(canvas).multiline_text((PAD, PAD), text, fill=INK)
     return canvas

@@ -7,8 +7,11 @@ from PIL import Image
 
 _INFO = Path(__file__).resolve().parent.parent / 'dataset' / 'cityscapes_list' / 'info.json'
 with open(_INFO) as _f:
-    palette = [channel for colour in json.load(_f)['palette'] for channel in colour]
+    _info = json.load(_f)
+palette = [channel for colour in _info['palette'] for channel in colour]
 palette += [0] * (256 * 3 - len(palette))
+# (name, RGB) per train id, for a figure's legend
+CLASS_COLOURS = [(name, tuple(colour)) for name, colour in zip(_info['label'], _info['palette'])]
 
 
 def colorize_mask(mask):

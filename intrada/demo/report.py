@@ -1,155 +1,171 @@
-"""The demo's report: figures of predictions and of the entropy ranking, the results
-table and DIR/report.md."""
-from pathlib import Path
+"""The demo's report: DIR/report.md of one seed (results table, the comparisons, the
+pseudo-labels' accuracy per split, the ranking against the generator's flags, figures),
+and the report of several seeds (aggregate.py's numbers)."""
+from advent.utils.serialization import atomic_write_text
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from PIL import Image, ImageDraw
+# Every row a demo run can have, in the report's order; self-training and IntraDA +
+# normalisation come with --ablation.
+ROWS = (('source_only', 'source only'), ('bn_only', 'BN-only control'), ('advent', 'AdvEnt (stage 1)'),
+        ('advent_continued', 'AdvEnt continued'), ('self_training', 'self-training (lambda1 1.0)'),
+        ('intrada', 'IntraDA (stage 3)'), ('intrada_norm', 'IntraDA + normalisation'))
+TITLES = dict(ROWS)
 
-from advent.domain_adaptation.config import finalize_paths, load_config
-from advent.domain_adaptation.eval_UDA import load_for_evaluation
-from advent.domain_adaptation.experiment import build_segmenter, build_target_dataset, build_test_dataset
-from advent.utils.func import prob_2_entropy
-from advent.utils.serialization import atomic_write_text, json_load, save_image
-from advent.utils.viz_segmask import colorize_mask
-
-
-def to_rgb(image_chw, mean):
-    """A preprocessed dataset image (BGR minus mean, CHW) back to RGB uint8."""
-    bgr = image_chw.transpose(1, 2, 0) + mean
-    return np.clip(bgr[:, :, ::-1], 0, 255).astype(np.uint8)
-
-
-def predict(model, image_chw):
-    with torch.no_grad():
-        logits = model(torch.from_numpy(image_chw)[None])[1]
-        logits = F.interpolate(logits, size=image_chw.shape[1:], mode='bilinear', align_corners=True)
-        prob = F.softmax(logits, dim=1)
-    return prob.argmax(1)[0].numpy().astype(np.uint8), prob_2_entropy(prob).sum(1)[0].numpy()
+# Comparisons the report states, (row, against): the fair ones first.
+COMPARISONS = (('advent', 'source_only'), ('advent', 'bn_only'), ('bn_only', 'source_only'),
+               ('intrada', 'advent_continued'), ('intrada', 'advent'), ('advent_continued', 'advent'),
+               ('self_training', 'advent_continued'), ('intrada', 'self_training'), ('intrada_norm', 'intrada'))
+ABLATION_NOTE = (
+    'Ablation: self-training and IntraDA with the normalised ranking start from the best AdvEnt snapshot and run '
+    'as many iterations as stage 3. Self-training is stage 3 without its adversarial part: stage 2 with '
+    'lambda1 = 1.0 puts every target-train image in the easy split, and the run (DA_METHOD SourceOnly, SOURCE '
+    'CityscapesEasy) trains with the segmentation loss on those pseudo-labels only; the target set is never '
+    'drawn from, so the empty hard split plays no part. Its pseudo-labels are those of the default ranking '
+    '(the same model), easy and hard together.')
 
 
-def colour(mask):
-    return np.array(colorize_mask(mask).convert('RGB'))
+def present_rows(results):
+    """(key, title) of the rows a results dict holds, in the report's order."""
+    return [(key, title) for key, title in ROWS if key in results]
 
 
-def heat(entropy):
-    """Entropy in [0, 1] as a dark-to-yellow heat map."""
-    e = np.clip(entropy, 0, 1)[..., None]
-    return (255 * np.concatenate([np.sqrt(e), e, e ** 3 * 0.3], axis=2)).astype(np.uint8)
+def _fmt(value, digits=2):
+    return '-' if value is None else f'{value:.{digits}f}'
 
 
-def grid_figure(rows, header, path, zoom=2):
-    """rows: list of (label, [H x W x 3 tiles]); header: column titles."""
-    tile_h, tile_w = rows[0][1][0].shape[:2]
-    pad, label_w, head_h = 4, 110, 18
-    width = label_w + len(header) * (tile_w * zoom + pad)
-    height = head_h + len(rows) * (tile_h * zoom + pad)
-    canvas = Image.new('RGB', (width, height), 'white')
-    draw = ImageDraw.Draw(canvas)
-    for j, title in enumerate(header):
-        draw.text((label_w + j * (tile_w * zoom + pad), 3), title, fill='black')
-    for i, (label, tiles) in enumerate(rows):
-        y = head_h + i * (tile_h * zoom + pad)
-        draw.text((3, y + tile_h * zoom // 2 - 6), label, fill='black')
-        for j, tile in enumerate(tiles):
-            big = Image.fromarray(tile).resize((tile_w * zoom, tile_h * zoom), Image.NEAREST)
-            canvas.paste(big, (label_w + j * (tile_w * zoom + pad), y))
-    save_image(canvas, path)
-    return path
-
-
-def load_model(cfg, checkpoint):
-    model = build_segmenter(cfg.TRAIN.MODEL, cfg.NUM_CLASSES, cfg.TRAIN.MULTI_LEVEL)
-    load_for_evaluation(model, checkpoint, torch.device('cpu'))
-    return model
-
-
-def qualitative_figure(stage1_cfg, advent_ckpt, intrada_ckpt, path, count=4):
-    """image | stage 1 | stage 3 | ground truth for a few val images."""
-    cfg = finalize_paths(load_config(stage1_cfg))
-    cfg.TEST.OUTPUT_SIZE_TARGET = cfg.TEST.INPUT_SIZE_TARGET
-    dataset = build_test_dataset(cfg)
-    models = [load_model(cfg, advent_ckpt), load_model(cfg, intrada_ckpt)]
-    rows = []
-    for index in np.linspace(0, len(dataset) - 1, count).astype(int):
-        image, label, _, name = dataset[index]
-        tiles = [to_rgb(image, cfg.TEST.IMG_MEAN)]
-        tiles += [colour(predict(model, image)[0]) for model in models]
-        tiles.append(colour(np.asarray(label, np.uint8)))
-        rows.append((name.split('/')[-1][:14], tiles))
-    return grid_figure(rows, ['image', 'stage 1 (AdvEnt)', 'stage 3 (IntraDA)', 'ground truth'], path)
-
-
-def easy_hard_figure(stage1_cfg, checkpoint, rank_dir, manifest_path, path, count=4):
-    """The easiest and the hardest target images with their entropy maps and true condition."""
-    cfg = finalize_paths(load_config(stage1_cfg))
-    dataset = build_target_dataset(cfg)
-    index_of = {name: i for i, name in enumerate(dataset.img_ids)}
-    ranking = json_load(Path(rank_dir) / 'entropy_ranking.json')['ranking']
-    conditions = json_load(manifest_path)['target_train']
-    model = load_model(cfg, checkpoint)
-    rows = []
-    for kind, entries in (('easy', ranking[:count]), ('hard', ranking[-count:])):
-        for entry in entries:
-            image = dataset[index_of[entry['name']]][0]
-            mask, entropy = predict(model, image)
-            label = f'{kind} {entry["score"]:.3f}\n{conditions[entry["name"]]["condition"]}'
-            rows.append((label, [to_rgb(image, cfg.TRAIN.IMG_MEAN), colour(mask), heat(entropy)]))
-    return grid_figure(rows, ['image', 'prediction', 'entropy'], path)
-
-
-def results_table(results, class_names):
-    runs = [('source_only', 'source only'), ('bn_only', 'BN-only control'), ('advent', 'AdvEnt (stage 1)'),
-            ('intrada', 'IntraDA (stage 3)')]
+def results_table(results, rows, class_names):
     lines = ['| run | mIoU (best snapshot) | mean of last snapshots | ' + ' | '.join(class_names) + ' |',
              '|---|---|---|' + '---|' * len(class_names)]
-    for key, title in runs:
+    for key, title in rows:
         r = results[key]
-        cells = ['-' if r['per_class'][n] is None else f'{r["per_class"][n]:.1f}' for n in class_names]
+        cells = [_fmt(r['per_class'][n], 1) for n in class_names]
         lines.append(f'| {title} | {r["mIoU"]:.2f} (iter {r["best_iter"]}) | {r["mIoU_last_mean"]:.2f} | '
                      + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
-def write_report(out, results, settings, args, lambda1):
+def comparison_lines(means):
+    """'row against other: +d' for each comparison whose rows are present; means: {row: mIoU}."""
+    return [f'- {TITLES[a]} against {TITLES[b]}: {means[a] - means[b]:+.2f}'
+            for a, b in COMPARISONS if a in means and b in means]
+
+
+def pseudo_label_table(rankings):
+    """rankings: [(ranking title, pseudo_label_quality's result)]."""
+    lines = ['| ranking | split | images | pixel accuracy | mIoU |', '|---|---|---|---|---|']
+    for title, quality in rankings:
+        for split in ('easy', 'hard'):
+            q = quality[split]
+            lines.append(f'| {title} | {split} | {q["images"]} | {_fmt(q["pixel_accuracy"])} | {_fmt(q["mIoU"])} |')
+    return '\n'.join(lines)
+
+
+def split_text(split):
+    conditions = ', '.join(f'{c} {v["in_hard_split"]}/{v["images"]} ({v["fraction_in_hard_split"]:.0%})'
+                           for c, v in sorted(split['by_condition'].items()))
+    return (f'Hard split: {split["hard_split_size"]} images, {split["truly_hard"]} truly hard. Precision '
+            f'{split["precision"]}, recall {split["recall"]}, AUROC of the entropy score {split["auroc"]}.\n'
+            f'Images of each condition that went to the hard split: {conditions}.')
+
+
+def write_report(out, results, settings, command, lambda1):
+    rows = present_rows(results)
     class_names = list(results['advent']['per_class'])
-    split = results['split']
-    conditions = ', '.join(f'{c}: {v["in_hard_split"]}/{v["images"]}' for c, v in sorted(split['by_condition'].items()))
-    gain_advent = results['advent']['mIoU'] - results['source_only']['mIoU']
-    gain_bn = results['bn_only']['mIoU'] - results['source_only']['mIoU']
-    gain_intra = results['intrada']['mIoU'] - results['advent']['mIoU']
+    source = results['source_only']
+    rankings = [('entropy (default)', results['pseudo_labels'])]
+    if 'pseudo_labels_norm' in results:
+        rankings.append(('entropy x normalisation', results['pseudo_labels_norm']))
+    ablation_note = f'\n{ABLATION_NOTE}\n' if 'self_training' in results else ''
+    last = 'is its last (it may still be improving)' if source['best_is_last'] else 'is not its last'
     text = f"""# IntraDA demo report
 
-Command: `python -m intrada.demo{' --quick' if args.quick else ''} --seed {args.seed} --sgd {args.sgd} --out {args.out}`
+![mIoU of every run](summary.png)
+
+Command: `{command}`
 
 Synthetic benchmark: {settings['n_source']} source (GTA5 format), {settings['n_target_train']} target-train and
 {settings['n_target_val']} target-val images (Cityscapes format) of {settings['size'][0]}x{settings['size'][1]} pixels;
 model {settings['model']}, batch {settings['batch']} + {settings['batch']}, from random weights. Source-only runs
 {settings['warmup'] + settings['adapt']} iterations; the BN-only control and AdvEnt continue its snapshot at
 {settings['warmup']} for {settings['adapt']} iterations; IntraDA starts from the best AdvEnt snapshot and runs
-{settings['intra']} iterations on easy -> hard (lambda1 = {lambda1}). Snapshots every {settings['every']} iterations;
-mIoU in percent on the target val set, best snapshot (as the paper selects) and the mean of the last
-{settings['last_k']}.
+{settings['intra']} iterations on easy -> hard (lambda1 = {lambda1}); AdvEnt continued, its control, starts from the
+same snapshot with a fresh discriminator and runs as many iterations of AdvEnt (source -> all target-train).
+Snapshots every {settings['every']} iterations; mIoU in percent on the target val set, best snapshot (as the
+paper selects) and the mean of the last {settings['last_k']}.
 
-{results_table(results, class_names)}
+{results_table(results, rows, class_names)}
 
-Change against source only: BN-only control {gain_bn:+.2f}, AdvEnt {gain_advent:+.2f}; IntraDA against AdvEnt {gain_intra:+.2f}.
+Source only: best snapshot at iteration {source['best_iter']} of {settings['warmup'] + settings['adapt']}; it {last}.
+
+Differences in mIoU (best snapshots; a single seed, so a point or so is within the run-to-run spread):
+{chr(10).join(comparison_lines({key: results[key]['mIoU'] for key, _ in rows}))}
+{ablation_note}
+## The paper's premise: pseudo-labels of the easy split against the hard split
+
+The pseudo-labels (stage 2's argmax of the best AdvEnt snapshot) measured against the generated
+target-train labels after the fact; the method never reads these labels. Pixel accuracy and
+mIoU in percent.
+
+{pseudo_label_table(rankings)}
 
 ## Entropy ranking against the generator's hard-condition flag
 
-Hard split: {split['hard_split_size']} images, {split['truly_hard']} truly hard. Precision {split['precision']},
-recall {split['recall']}, AUROC of the entropy score {split['auroc']}.
-Images of each condition that went to the hard split: {conditions}.
+{split_text(results['split'])}
 
 ![easy and hard samples](easy_hard.png)
 
-## Predictions on val (image | stage 1 | stage 3 | ground truth)
+## Predictions on val
 
 ![qualitative](qualitative.png)
 
 ## Time per stage (seconds)
 
 {chr(10).join(f'- {k}: {v}' for k, v in results['seconds'].items())}
+"""
+    atomic_write_text(out / 'report.md', text)
+
+
+def write_aggregate_report(out, aggregate, command):
+    """OUT/report.md of several seeds: mean +- sd per row beside the paper's figures."""
+    seeds = aggregate['seeds']
+    lines = [f'| run | best snapshot, seeds {" / ".join(map(str, seeds))} | mean ± sd | mean of the last snapshots '
+             f'| paper, GTA5 -> Cityscapes |', '|---|---|---|---|---|']
+    for key, row in aggregate['rows'].items():
+        lines.append(f'| {TITLES[key]} | {" / ".join(f"{v:.2f}" for v in row["mIoU"])} | '
+                     f'{row["mean"]:.2f} ± {_fmt(row["sd"])} | {row["last_mean"]:.2f} ± {_fmt(row["last_sd"])} | '
+                     f'{_fmt(aggregate["paper"].get(key), 1)} |')
+    exceed = [c for c in aggregate['comparisons'] if c['exceeds_spread']]
+    within = [c for c in aggregate['comparisons'] if not c['exceeds_spread']]
+
+    def listing(comparisons):
+        return '; '.join(f'{TITLES[c["row"]]} against {TITLES[c["against"]]} {c["difference"]:+.2f}'
+                         for c in comparisons) or 'none'
+
+    pseudo = aggregate['pseudo_labels']
+
+    def spread(stats):
+        return f'{_fmt(stats["mean"])} ± {_fmt(stats["sd"])}'
+
+    text = f"""# IntraDA demo report, {len(seeds)} seeds
+
+![mIoU of every run, mean and sd over the seeds](summary.png)
+
+Command: `{command}`
+
+mIoU in percent on the target val set (best snapshot), per seed, mean ± sample standard deviation; the
+paper's numbers (ResNet-101 from ImageNet, GTA5 -> Cityscapes) for the same rows, for context only: a
+1 M-parameter model trained from scratch on a small synthetic benchmark is not expected to reach them.
+
+{chr(10).join(lines)}
+
+Rule: {aggregate['rule']}.
+- Differences that exceed the spread: {listing(exceed)}.
+- Within the spread: {listing(within)}.
+
+Pseudo-labels of the default ranking against the generated target-train labels (never read by
+the method): easy split pixel accuracy {spread(pseudo['easy']['pixel_accuracy'])},
+mIoU {spread(pseudo['easy']['mIoU'])}; hard split pixel accuracy {spread(pseudo['hard']['pixel_accuracy'])},
+mIoU {spread(pseudo['hard']['mIoU'])}.
+
+Each seed's report: {', '.join(f'[seed {s}](seed_{s}/report.md)' for s in seeds)}.
 """
     atomic_write_text(out / 'report.md', text)

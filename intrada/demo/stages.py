@@ -5,7 +5,15 @@
   so the batch statistics see them; no adaptation loss),
 - stage 1 (AdvEnt) with best-snapshot selection,
 - stage 2 (entropy ranking into easy and hard splits, pseudo-labels),
-- stage 3 (IntraDA, easy -> hard), and every evaluation.
+- stage 3 (IntraDA, easy -> hard),
+- the fair control of stage 3, AdvEnt continued: stage 1's method (GTA5 -> all of the
+  target train set) from the same best AdvEnt snapshot, with a fresh discriminator, for as
+  many iterations as stage 3, so that IntraDA is compared with a run that trained as long;
+- with `ablation`, the paper's other rows: self-training (every target-train image
+  pseudo-labelled, lambda1 = 1.0, trained with the segmentation loss only) and IntraDA
+  with the ranking's entropy normalisation;
+- every evaluation, and after the fact the pseudo-labels' accuracy against the generated
+  target-train labels (the method never reads them).
 
 The control, the baseline and AdvEnt share their first iterations: the control and AdvEnt
 continue the source-only run's snapshot at `warmup` iterations for `adapt` iterations,
@@ -24,8 +32,11 @@ from advent.cli import test_main, train_main
 from advent.domain_adaptation.config import finalize_paths, load_config
 from advent.domain_adaptation.eval_UDA import load_results_cache, miou_percent
 from advent.utils.serialization import atomic_write_text, json_dump, json_load
+from advent.utils.progress import print_line
 from entropy_rank import entropy as entropy_script
-from intrada.demo.report import easy_hard_figure, qualitative_figure, write_report
+from entropy_rank.quality import pseudo_label_quality
+from intrada.demo.figures import easy_hard_figure, qualitative_figure, summary_figure
+from intrada.demo.report import present_rows, write_report
 from intrada.demo.synthetic import generate_benchmark
 
 # Benchmark and schedule. 'warmup' source-only iterations, then 'adapt' iterations of
@@ -38,6 +49,7 @@ SETTINGS = {
 }
 LEARNING_RATE = 2.5e-3  # from scratch, a reduced model tolerates (and needs) more than 2.5e-4
 LAMBDA1 = 0.67
+SELF_TRAINING_LAMBDA1 = 1.0  # every target-train image in the easy split, as the paper's self-training row
 
 
 def write_config(path, entries):
@@ -70,12 +82,32 @@ def base_config(data, snapshots, settings, seed, original_sgd=True):
 
 
 def with_run(base, exp_name, method, iterations, restore_from='', **top_level):
+    """A copy of `base` for one run: its name, method, length and starting weights."""
     cfg = json.loads(json.dumps(base))
     cfg.update(top_level)
     cfg['EXP_NAME'] = exp_name
     cfg['TRAIN'].update({'DA_METHOD': method, 'EARLY_STOP': iterations, 'RESTORE_FROM': str(restore_from)})
     cfg['TEST']['SNAPSHOT_MAXITER'] = iterations
     return cfg
+
+
+def stage3_config(base, exp_name, iterations, checkpoint, rank_dir, data):
+    """IntraDA: from `checkpoint`, easy split (with its pseudo-labels) -> hard split; evaluated on val."""
+    cfg = with_run(base, exp_name, 'AdvEnt', iterations, checkpoint,
+                   SOURCE='CityscapesEasy', TARGET='CityscapesHard',
+                   DATA_LIST_SOURCE=str(Path(rank_dir) / 'easy_split.txt'),
+                   DATA_LIST_TARGET=str(Path(rank_dir) / 'hard_split.txt'))
+    cfg['TEST']['DATA_LIST_TARGET'] = data['target_list']
+    return cfg
+
+
+def self_training_config(base, iterations, checkpoint, rank_dir):
+    """Self-training: from `checkpoint`, the segmentation loss on the pseudo-labels of the
+    easy split (lambda1 = 1.0: every target-train image) and nothing else. That is
+    DA_METHOD SourceOnly with the easy split as its source; the target set is never drawn
+    from, so the empty hard split plays no part (the target list stays the train set's)."""
+    return with_run(base, 'self_training', 'SourceOnly', iterations, checkpoint,
+                    SOURCE='CityscapesEasy', DATA_LIST_SOURCE=str(Path(rank_dir) / 'easy_split.txt'))
 
 
 class Stages:
@@ -86,10 +118,21 @@ class Stages:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.seconds = {}
 
+    def train_and_evaluate(self, name, cfg, last_k):
+        self.run(f'{name} train', train_main, ['--cfg', cfg])
+        self.run(f'{name} eval', test_main, ['--cfg', cfg])
+        return run_result(cfg, last_k)
+
+    def rank(self, name, stage1_cfg, best_iter, lambda1, normalize, rank_dir):
+        self.run(name, ranking_entry, ['--cfg', stage1_cfg, '--best_iter', str(best_iter),
+                                       '--normalize', str(normalize), '--lambda1', str(lambda1),
+                                       '--out-dir', str(rank_dir)])
+        return rank_dir
+
     def run(self, name, entry, argv):
         start = time.time()
         log = self.logs / f"{name.replace(' ', '_')}.log"
-        print(f'-- {name}: {" ".join(argv)}  (log: {log})', flush=True)
+        print_line(f'-- {name}: {" ".join(argv)}  (log: {log})')
         with open(log, 'w') as f, contextlib.redirect_stdout(f):
             status = entry(argv)
         self.seconds[name] = round(self.seconds.get(name, 0.0) + time.time() - start, 1)
@@ -102,7 +145,8 @@ def ranking_entry(argv):
 
 
 def run_result(cfg_path, last_k):
-    """mIoU of the best snapshot and the mean of the last ones, from the run's all_res.json."""
+    """mIoU of the best snapshot (and whether it is the last) and the mean of the last ones,
+    from the run's all_res.json."""
     cfg = finalize_paths(load_config(cfg_path))
     results = load_results_cache(cfg.TEST.SNAPSHOT_DIR[0])
     iterations = sorted(results)
@@ -110,7 +154,7 @@ def run_result(cfg_path, last_k):
     best = max(iterations, key=lambda i: (mious[i], -i))
     names = json_load(Path(cfg.TEST.SNAPSHOT_DIR[0]) / 'all_res.json')['class_names']
     return {
-        'mIoU': mious[best], 'best_iter': best,
+        'mIoU': mious[best], 'best_iter': best, 'best_is_last': best == iterations[-1],
         'mIoU_last_mean': round(float(np.mean([mious[i] for i in iterations[-last_k:]])), 2),
         'mIoU_by_iter': {str(i): mious[i] for i in iterations},
         'per_class': {n: (None if np.isnan(v) else round(float(v) * 100, 2)) for n, v in zip(names, results[best])},
@@ -119,7 +163,8 @@ def run_result(cfg_path, last_k):
 
 
 def split_quality(rank_dir, manifest_path):
-    """How well the hard split matches the generator's hard-condition flag."""
+    """How well the hard split matches the generator's hard-condition flag; per condition the
+    images, how many went to the hard split and which fraction."""
     truly_hard = {n for n, v in json_load(manifest_path)['target_train'].items() if v['hard']}
     conditions = {n: v['condition'] for n, v in json_load(manifest_path)['target_train'].items()}
     hard = set((Path(rank_dir) / 'hard_split.txt').read_text().split())
@@ -130,6 +175,8 @@ def split_quality(rank_dir, manifest_path):
         entry = per_condition.setdefault(conditions[name], {'images': 0, 'in_hard_split': 0})
         entry['images'] += 1
         entry['in_hard_split'] += name in hard
+    for entry in per_condition.values():
+        entry['fraction_in_hard_split'] = round(entry['in_hard_split'] / entry['images'], 3)
     return {
         'precision': round(hit / len(hard), 3) if hard else None,
         'recall': round(hit / len(truly_hard), 3) if truly_hard else None,
@@ -148,54 +195,74 @@ def auroc(scores, positives):
     return round(float(greater / (len(pos) * len(neg))), 3)
 
 
-def run_demo(out, seed=0, quick=False, args=None, original_sgd=True):
+def ranking_quality(rank_dir, data):
+    """The hard split against the generator's flags, and the pseudo-labels of both splits
+    against the generated target-train labels: measured after the ranking, never used by it."""
+    return (split_quality(rank_dir, data['manifest']),
+            pseudo_label_quality(rank_dir, Path(data['target_root']) / 'gtFine' / 'train'))
+
+
+def run_demo(out, seed=0, quick=False, original_sgd=True, ablation=False, command='python -m intrada.demo'):
+    """All the runs of one seed in `out`: results.json, report.md and the figures; returns the results."""
     settings = SETTINGS['quick' if quick else 'full']
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages(out)
     started = time.time()
 
-    print(f'== generating the synthetic benchmark in {out / "data"}', flush=True)
+    print_line(f'== generating the synthetic benchmark in {out / "data"}')
     data = generate_benchmark(out / 'data', seed=seed, n_source=settings['n_source'],
                               n_target_train=settings['n_target_train'], n_target_val=settings['n_target_val'],
                               size=settings['size'])
     stages.seconds['data'] = round(data['seconds'], 1)
 
     snapshots, configs, rank_dir = out / 'snapshots', out / 'configs', out / 'entropy_rank'
-    for stale in (snapshots, configs, rank_dir):  # earlier runs' outputs; the generated data is kept
+    ablation_ranks = {'self_training': out / 'entropy_rank_self_training', 'intrada_norm': out / 'entropy_rank_norm'}
+    for stale in (snapshots, configs, rank_dir, *ablation_ranks.values()):  # earlier runs' outputs, not the data
         shutil.rmtree(stale, ignore_errors=True)
     base = base_config(data, snapshots, settings, seed, original_sgd)
-    warmup, adapt, intra = settings['warmup'], settings['adapt'], settings['intra']
-    source_only = write_config(configs / 'source_only.yml',
-                               with_run(base, 'source_only', 'SourceOnly', warmup + adapt))
+    warmup, adapt, intra, last_k = settings['warmup'], settings['adapt'], settings['intra'], settings['last_k']
     warm_snapshot = snapshots / 'source_only' / f'model_{warmup}.pth'
-    bn_only = write_config(configs / 'bn_only.yml', with_run(base, 'bn_only', 'BNOnly', adapt, warm_snapshot))
-    advent = write_config(configs / 'advent.yml', with_run(base, 'advent', 'AdvEnt', adapt, warm_snapshot))
+    first_runs = {
+        'source_only': with_run(base, 'source_only', 'SourceOnly', warmup + adapt),
+        'bn_only': with_run(base, 'bn_only', 'BNOnly', adapt, warm_snapshot),
+        'advent': with_run(base, 'advent', 'AdvEnt', adapt, warm_snapshot),
+    }
+    cfgs = {name: write_config(configs / f'{name}.yml', cfg) for name, cfg in first_runs.items()}
+    results = {name: stages.train_and_evaluate(name, cfg, last_k) for name, cfg in cfgs.items()}
+    advent, best = results['advent']['checkpoint'], results['advent']['best_iter']
 
-    for name, cfg in (('source_only', source_only), ('bn_only', bn_only), ('advent', advent)):
-        stages.run(f'{name} train', train_main, ['--cfg', cfg])
-        stages.run(f'{name} eval', test_main, ['--cfg', cfg])
-    results = {name: run_result(cfg, settings['last_k'])
-               for name, cfg in (('source_only', source_only), ('bn_only', bn_only), ('advent', advent))}
+    stages.rank('stage 2 ranking', cfgs['advent'], best, LAMBDA1, False, rank_dir)
+    cfgs['intrada'] = write_config(configs / 'intrada.yml',
+                                   stage3_config(base, 'intrada', intra, advent, rank_dir, data))
+    results['intrada'] = stages.train_and_evaluate('intrada', cfgs['intrada'], last_k)
+    results['split'], results['pseudo_labels'] = ranking_quality(rank_dir, data)
 
-    best = results['advent']['best_iter']
-    stages.run('stage 2 ranking', ranking_entry, ['--cfg', advent, '--best_iter', str(best), '--normalize', 'False',
-                                                 '--lambda1', str(LAMBDA1), '--out-dir', str(rank_dir)])
-    intrada_cfg = with_run(base, 'intrada', 'AdvEnt', intra, results['advent']['checkpoint'],
-                           SOURCE='CityscapesEasy', TARGET='CityscapesHard',
-                           DATA_LIST_SOURCE=str(rank_dir / 'easy_split.txt'),
-                           DATA_LIST_TARGET=str(rank_dir / 'hard_split.txt'))
-    intrada_cfg['TEST']['DATA_LIST_TARGET'] = data['target_list']
-    intrada = write_config(configs / 'intrada.yml', intrada_cfg)
-    stages.run('intrada train', train_main, ['--cfg', intrada])
-    stages.run('intrada eval', test_main, ['--cfg', intrada])
-    results['intrada'] = run_result(intrada, settings['last_k'])
-    results['split'] = split_quality(rank_dir, data['manifest'])
+    cfgs['advent_continued'] = write_config(configs / 'advent_continued.yml',
+                                            with_run(base, 'advent_continued', 'AdvEnt', intra, advent))
+    results['advent_continued'] = stages.train_and_evaluate('advent_continued', cfgs['advent_continued'], last_k)
+
+    if ablation:
+        st_rank = stages.rank('self-training ranking', cfgs['advent'], best, SELF_TRAINING_LAMBDA1, False,
+                              ablation_ranks['self_training'])
+        cfgs['self_training'] = write_config(configs / 'self_training.yml',
+                                             self_training_config(base, intra, advent, st_rank))
+        results['self_training'] = stages.train_and_evaluate('self_training', cfgs['self_training'], last_k)
+        norm_rank = stages.rank('normalised ranking', cfgs['advent'], best, LAMBDA1, True,
+                                ablation_ranks['intrada_norm'])
+        cfgs['intrada_norm'] = write_config(configs / 'intrada_norm.yml',
+                                            stage3_config(base, 'intrada_norm', intra, advent, norm_rank, data))
+        results['intrada_norm'] = stages.train_and_evaluate('intrada_norm', cfgs['intrada_norm'], last_k)
+        results['split_norm'], results['pseudo_labels_norm'] = ranking_quality(norm_rank, data)
 
     start = time.time()
-    qualitative_figure(advent, results['advent']['checkpoint'], results['intrada']['checkpoint'],
-                       out / 'qualitative.png')
-    easy_hard_figure(advent, results['advent']['checkpoint'], rank_dir, data['manifest'], out / 'easy_hard.png')
+    rows = present_rows(results)
+    summary_figure([(title, results[key]['mIoU'], None) for key, title in rows],
+                   f'mIoU (percent) on the target val set, best snapshot; seed {seed}', out / 'summary.png')
+    qualitative_figure(cfgs['advent'], [(f'{title}\niter {results[key]["best_iter"]}', results[key]['checkpoint'])
+                                        for key, title in rows if key != 'bn_only'], out / 'qualitative.png')
+    easy_hard_figure(cfgs['advent'], advent, f'AdvEnt (stage 1, iter {best})', rank_dir, data['manifest'],
+                     out / 'easy_hard.png')
     stages.seconds['figures'] = round(time.time() - start, 1)
     stages.seconds['total'] = round(time.time() - started, 1)
     results['seconds'] = stages.seconds
@@ -203,5 +270,5 @@ def run_demo(out, seed=0, quick=False, args=None, original_sgd=True):
     results['seed'] = seed
     results['original_sgd'] = original_sgd
     json_dump(results, out / 'results.json')
-    write_report(out, results, settings, args, LAMBDA1)
+    write_report(out, results, settings, command, LAMBDA1)
     return results

@@ -7,7 +7,8 @@ AdvEnt, stage 2 entropy ranking, stage 3 IntraDA) runs on it unchanged:
     OUT/GTA5/images/NNNNN.png, OUT/GTA5/labels/NNNNN.png (8-bit GTA = Cityscapes label ids),
     OUT/GTA5/all.txt
     OUT/Cityscapes/leftImg8bit/{train,val}/CITY/CITY_SSSSSS_FFFFFF_leftImg8bit.png
-    OUT/Cityscapes/gtFine/val/CITY/CITY_SSSSSS_FFFFFF_gtFine_labelIds.png   (no gtFine/train)
+    OUT/Cityscapes/gtFine/{train,val}/CITY/CITY_SSSSSS_FFFFFF_gtFine_labelIds.png
+                       (the method never reads gtFine/train: the demo measures pseudo-labels with it)
     OUT/Cityscapes/train.txt, OUT/Cityscapes/val.txt ('CITY/FILE', relative to leftImg8bit/SET)
     OUT/manifest.json (parameters and, per target image, its rendering condition; the
                        method never reads it: it is the ground truth of the intra-domain gap)

@@ -67,7 +67,8 @@ def _plan(out, params):
         conds = _conditions(seed, split_index, n, params['hard_fraction'])
         splits[split] = (names, conds)
         for i, (name, cond) in enumerate(zip(names, conds)):
-            label = cs / 'gtFine' / split / name.replace('leftImg8bit', 'gtFine_labelIds') if split == 'val' else None
+            # train labels too: the method never reads them; the demo measures pseudo-labels against them
+            label = cs / 'gtFine' / split / name.replace('leftImg8bit', 'gtFine_labelIds')
             jobs.append((1 + split_index, i, 'target', cond, cs / 'leftImg8bit' / split / name, label))
     return jobs, src_names, splits
 
@@ -78,9 +79,8 @@ def _render_job(job, seed, size):
     rgb, train_ids = render_scene(rng, domain, cond, size)
     img_path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgb, 'RGB').save(img_path, compress_level=1)
-    if label_path is not None:
-        label_path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(train_ids_to_label_ids(train_ids), 'L').save(label_path, compress_level=1)
+    label_path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(train_ids_to_label_ids(train_ids), 'L').save(label_path, compress_level=1)
     return cond
 
 
@@ -135,7 +135,7 @@ def _complete(out, params):
         except OSError:
             return None
     for job in jobs:
-        if not job[4].is_file() or (job[5] is not None and not job[5].is_file()):
+        if not job[4].is_file() or not job[5].is_file():
             return None
     return manifest
 
@@ -171,7 +171,8 @@ def generate_benchmark(out_dir, seed=0, n_source=600, n_target_train=400, n_targ
     old_lists = [out / 'GTA5' / 'all.txt', out / 'Cityscapes' / 'train.txt', out / 'Cityscapes' / 'val.txt']
     stale = set()
     if old_manifest.exists():  # a tree of ours with other parameters: forget it first
-        for lst, base in zip(old_lists, (('GTA5/images', 'GTA5/labels'), ('Cityscapes/leftImg8bit/train',),
+        for lst, base in zip(old_lists, (('GTA5/images', 'GTA5/labels'),
+                                         ('Cityscapes/leftImg8bit/train', 'Cityscapes/gtFine/train'),
                                          ('Cityscapes/leftImg8bit/val', 'Cityscapes/gtFine/val'))):
             try:
                 names = lst.read_text().split()
@@ -179,12 +180,12 @@ def generate_benchmark(out_dir, seed=0, n_source=600, n_target_train=400, n_targ
                 continue
             for b in base:
                 for name in names:
-                    if b.endswith('gtFine/val'):
+                    if '/gtFine/' in b:
                         name = name.replace('leftImg8bit', 'gtFine_labelIds')
                     stale.add(out / b / name)
         old_manifest.unlink()
     jobs, src_names, splits = _plan(out, params)
-    keep = {j[4] for j in jobs} | {j[5] for j in jobs if j[5] is not None}
+    keep = {j[4] for j in jobs} | {j[5] for j in jobs}
     for path in stale - keep:
         try:
             path.unlink()

@@ -61,8 +61,7 @@ def argv_of(entry):
     if kind == 'module':
         return [sys.executable, '-m', name]
     console = ENV_BIN / name
-    if not console.exists():
-        pytest.skip(f'{name} is not installed in {ENV_BIN}: pip install -e . creates it')
+    assert console.exists(), f'{name} is not installed in {ENV_BIN}: the README\'s setup (pip install -e .) creates it'
     return [str(console)]
 
 

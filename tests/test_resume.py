@@ -46,7 +46,6 @@ def tree(tmp_path_factory):
 
 
 def write_cfg(tmp, tree, name, **sections):
-    sections.setdefault('GPU_ID', -1)  # the CPU unless a test asks for a GPU
     cfg = tinydata.stage1_config(tree, tmp / name, EXP_NAME=EXP, **sections)
     return tinydata.write_config(tmp / f'{name}.yml', cfg), tmp / name / EXP
 

@@ -37,14 +37,16 @@ CLASS_LINE = re.compile(r'^(\S+)\t(-?\d+(?:\.\d+)?|nan)$')
 def stage1_config(env, snapshot_root, **train):
     return {
         'SOURCE': 'GTA', 'TARGET': 'Cityscapes', 'NUM_WORKERS': 0,
+        'GPU_ID': -1,  # the outputs are compared with CPU recomputations, also on a GPU machine
         'DATA_DIRECTORY_SOURCE': str(env.trees / 'GTA5'), 'DATA_LIST_SOURCE': str(env.trees / 'lists' / 'gta5_all.txt'),
         'DATA_DIRECTORY_TARGET': str(env.trees / 'Cityscapes'),
         'DATA_LIST_TARGET': str(env.trees / 'lists' / 'cs_{}.txt'),   # train for training, val for the test
         'EXP_ROOT_SNAPSHOT': str(snapshot_root), 'EXP_ROOT_LOGS': str(env.root / 'logs'),
         'TRAIN': {'MODEL': TINY, 'RESTORE_FROM': str(env.init), 'INPUT_SIZE_SOURCE': SRC_SIZE,
+                  'INPUT_SIZE_TARGET': TRG_SIZE,
                   # with the original's repeated backbone updates, 1e-2 saturates the softmax
                   # (entropy ~1e-8) and the recomputed scores could not be compared
-                  'INPUT_SIZE_TARGET': TRG_SIZE, 'LEARNING_RATE': 0.0025, 'MAX_ITERS': 10, 'EARLY_STOP': 4,
+                  'LEARNING_RATE': 0.0025, 'MAX_ITERS': 10, 'EARLY_STOP': 4,
                   'SAVE_PRED_EVERY': 2, **train},
         'TEST': {'MODEL': [TINY], 'INPUT_SIZE_TARGET': TRG_SIZE, 'OUTPUT_SIZE_TARGET': OUT_SIZE,
                  'SNAPSHOT_STEP': 2, 'SNAPSHOT_MAXITER': 4, 'WAIT_MODEL': False},
@@ -87,7 +89,7 @@ def best_of(results):
 
 def stage3_config(env, rank_dir, best_iter):
     return {
-        'SOURCE': 'CityscapesEasy', 'TARGET': 'CityscapesHard', 'NUM_WORKERS': 0,
+        'SOURCE': 'CityscapesEasy', 'TARGET': 'CityscapesHard', 'NUM_WORKERS': 0, 'GPU_ID': -1,
         'DATA_LIST_SOURCE': str(rank_dir / 'easy_split.txt'), 'DATA_LIST_TARGET': str(rank_dir / 'hard_split.txt'),
         'DATA_DIRECTORY_SOURCE': str(env.trees / 'Cityscapes'), 'DATA_DIRECTORY_TARGET': str(env.trees / 'Cityscapes'),
         # DATA_DIRECTORY_PSEUDO_LABELS '' = color_masks/ beside the easy split

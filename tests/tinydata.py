@@ -60,6 +60,7 @@ def stage1_config(tree, snap_root, **sections):
     tree = Path(tree)
     cfg = {
         'SOURCE': 'GTA', 'TARGET': 'Cityscapes', 'NUM_WORKERS': 0,
+        'GPU_ID': -1,  # the CPU, also on a GPU machine, unless a test asks for a GPU
         'DATA_DIRECTORY_SOURCE': str(tree / 'GTA5'), 'DATA_LIST_SOURCE': str(tree / 'lists' / 'gta5_all.txt'),
         'DATA_DIRECTORY_TARGET': str(tree / 'Cityscapes'), 'DATA_LIST_TARGET': str(tree / 'lists' / 'cs_train.txt'),
         'EXP_ROOT': str(snap_root), 'EXP_ROOT_SNAPSHOT': str(snap_root), 'EXP_ROOT_LOGS': str(snap_root),

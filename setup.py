@@ -13,8 +13,8 @@ setup(
     include_package_data=True,
     install_requires=[
         # torch 2.13.0's CPU wheel cannot load torchvision's operators; 2.14.1 + 0.29.1 pair up.
-        'torch>=2.4,<=2.14.1,!=2.13.0',
-        'torchvision>=0.19,<=0.29.1',
+        'torch>=2.9,<=2.14.1,!=2.13.0',
+        'torchvision>=0.24,<=0.29.1',
         'numpy>=1.24',
         'pillow>=10',
         'opencv-python-headless>=4.8',

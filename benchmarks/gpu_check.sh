@@ -2,7 +2,7 @@
 # The GPU check in one go (BENCHMARKS.md): on a machine with PyTorch and a CUDA GPU, no
 # network needed, from this working tree.
 #
-#   benchmarks/gpu_check.sh OUT_DIR              # about 6 minutes on an H100 (every step has its own limit)
+#   benchmarks/gpu_check.sh OUT_DIR              # at most 7 min 50 s: every step has its own limit
 #   benchmarks/gpu_check.sh OUT_DIR --cpu-only   # the plumbing at tiny sizes on the CPU, CUDA tests skipped
 #
 # Steps, each with its own time limit, output in OUT_DIR/<step>.log:

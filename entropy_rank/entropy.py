@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs without installing, from any folder
 
 from advent.cli import base_parser, config_from_args, print_header, run_guarded, str2bool  # noqa: E402
-from advent.domain_adaptation.config import PROJECT_ROOT  # noqa: E402
+from advent.domain_adaptation.config import PROJECT_ROOT, ConfigError  # noqa: E402
 from entropy_rank.quality import check_label_folder, report_quality  # noqa: E402
 from entropy_rank.ranking import run_ranking  # noqa: E402
 
@@ -50,7 +50,10 @@ def main(args):
     run_ranking(cfg, args.best_iter, args.normalize, args.lambda1, out_dir)
     if args.pseudo_label_quality is not None:
         report_quality(out_dir, args.pseudo_label_quality, cfg.TRAIN.INFO_TARGET)
-    stage3_folder = stage3_ranking_folder()
+    try:
+        stage3_folder = stage3_ranking_folder()
+    except ConfigError:  # a hint only: an edited stage-3 config must not fail a finished ranking
+        return
     if Path(out_dir).resolve() != Path(stage3_folder).resolve():
         print(f'note: configs/intrada.yml reads the splits from {stage3_folder}; to run stage 3 with it, '
               f'rank with --out-dir {stage3_folder} (or point its DATA_LIST_SOURCE/TARGET here)')

@@ -32,9 +32,10 @@ from torch.utils import data
 
 from advent.cli import OneLineParser, run_guarded
 from advent.dataset.base_dataset import image_to_array, open_image, preprocess_image
-from advent.domain_adaptation.config import load_config
+from advent.domain_adaptation.config import get_device, load_config
 from advent.domain_adaptation.inference import load_segmenters, segment
 from advent.errors import UserError
+from advent.utils.precision import numeric_settings
 from advent.utils.progress import progress_bar
 from advent.utils.serialization import ImageWriter, check_writable_dir, save_image
 from advent.utils.viz_segmask import prediction_images
@@ -155,9 +156,9 @@ def predict_files(models, weights, files, bases, input_size, mean, device, batch
     return written, len(files) - len(todo), failures
 
 
-def choose_device(spec, gpu_id):
+def choose_device(spec, cfg):
     if spec == 'auto':
-        return torch.device('cuda', gpu_id) if torch.cuda.is_available() else torch.device('cpu')
+        return get_device(cfg)  # the config's GPU_ID, as every other script
     try:
         device = torch.device(spec)
     except RuntimeError:
@@ -211,12 +212,14 @@ def run(args):
     checkpoints, names, multi, weights = resolve_ensemble(args, cfg)
     files = find_images(args.images, exclude=args.out_dir)
     check_writable_dir(args.out_dir, '--out-dir')
-    device = choose_device(args.device, cfg.GPU_ID)
+    device = choose_device(args.device, cfg)
     models = load_segmenters(names, multi, checkpoints, cfg.NUM_CLASSES, device)
     print(f'{len(files)} images; {" + ".join(f"{w:g} x {c}" for w, c in zip(weights, checkpoints))} on {device}, '
           f'input size {input_size[0]}x{input_size[1]}', flush=True)
-    written, skipped, failures = predict_files(models, weights, files, output_bases(files, args.out_dir), input_size,
-                                               cfg.TEST.IMG_MEAN, device, batch_size, num_workers, args.overwrite)
+    with numeric_settings(cfg.ALLOW_TF32):  # strict fp32 by default, as evaluation and ranking
+        written, skipped, failures = predict_files(models, weights, files, output_bases(files, args.out_dir),
+                                                   input_size, cfg.TEST.IMG_MEAN, device, batch_size, num_workers,
+                                                   args.overwrite)
     print(f'{written} images predicted into {args.out_dir}'
           + (f'; {skipped} skipped, their outputs exist (--overwrite replaces them)' if skipped else ''))
     for line in failures:

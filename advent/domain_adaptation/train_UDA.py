@@ -341,8 +341,9 @@ def restore_training_state(state, model, optimizer, discriminators, optimizers_d
         opt.load_state_dict(state['optimizers_d'][name])
     if scaler.is_enabled() and not state['scaler']:
         # saved by a run without fp16 (a disabled scaler saves nothing): the scaler starts afresh
-        print('resuming a training state saved without TRAIN.AMP fp16: the fp16 loss scale starts from '
-              'its initial value')
+        if distributed.is_main_process():
+            print_line('resuming a training state saved without TRAIN.AMP fp16: the fp16 loss scale starts '
+                       'from its initial value')
     else:
         scaler.load_state_dict(state['scaler'])
     return state['iteration'] + 1

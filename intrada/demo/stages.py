@@ -165,8 +165,9 @@ def run_result(cfg_path, last_k):
 def split_quality(rank_dir, manifest_path):
     """How well the hard split matches the generator's hard-condition flag; per condition the
     images, how many went to the hard split and which fraction."""
-    truly_hard = {n for n, v in json_load(manifest_path)['target_train'].items() if v['hard']}
-    conditions = {n: v['condition'] for n, v in json_load(manifest_path)['target_train'].items()}
+    target_train = json_load(manifest_path)['target_train']
+    truly_hard = {n for n, v in target_train.items() if v['hard']}
+    conditions = {n: v['condition'] for n, v in target_train.items()}
     hard = set((Path(rank_dir) / 'hard_split.txt').read_text().split())
     ranking = json_load(Path(rank_dir) / 'entropy_ranking.json')['ranking']
     hit = len(hard & truly_hard)

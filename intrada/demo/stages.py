@@ -58,10 +58,14 @@ def write_config(path, entries):
     return str(path)
 
 
-def base_config(data, snapshots, settings, seed, original_sgd=True):
+def base_config(data, snapshots, settings, seed, original_sgd=True, max_iters=None, train=None):
+    """The entries every run shares. max_iters: TRAIN.MAX_ITERS (the learning-rate schedule's
+    length; default 4 x the demo's warmup + adapt + intra); train: further TRAIN entries
+    (e.g. AMP, CHANNELS_LAST), added after the others."""
     width, height = settings['size']
-    total = settings['warmup'] + settings['adapt'] + settings['intra']
-    return {
+    if max_iters is None:
+        max_iters = 4 * (settings['warmup'] + settings['adapt'] + settings['intra'])
+    cfg = {
         'SOURCE': 'GTA', 'TARGET': 'Cityscapes', 'NUM_WORKERS': 0,
         'DATA_DIRECTORY_SOURCE': data['source_root'], 'DATA_LIST_SOURCE': data['source_list'],
         'DATA_DIRECTORY_TARGET': data['target_root'], 'DATA_LIST_TARGET': data['target_list'],
@@ -70,7 +74,7 @@ def base_config(data, snapshots, settings, seed, original_sgd=True):
             'MODEL': settings['model'], 'RESTORE_FROM': '',
             'INPUT_SIZE_SOURCE': [width, height], 'INPUT_SIZE_TARGET': [width, height],
             'BATCH_SIZE_SOURCE': settings['batch'], 'BATCH_SIZE_TARGET': settings['batch'],
-            'LEARNING_RATE': LEARNING_RATE, 'MAX_ITERS': 4 * total,
+            'LEARNING_RATE': LEARNING_RATE, 'MAX_ITERS': max_iters,
             'SAVE_PRED_EVERY': settings['every'], 'RANDOM_SEED': 1234 + seed, 'ORIGINAL_SGD': original_sgd,
         },
         'TEST': {
@@ -79,6 +83,8 @@ def base_config(data, snapshots, settings, seed, original_sgd=True):
             'SNAPSHOT_STEP': settings['every'], 'WAIT_MODEL': False,
         },
     }
+    cfg['TRAIN'].update(train or {})
+    return cfg
 
 
 def with_run(base, exp_name, method, iterations, restore_from='', **top_level):
@@ -111,12 +117,14 @@ def self_training_config(base, iterations, checkpoint, rank_dir):
 
 
 class Stages:
-    """Runs the scripts' entry points with their output in DIR/logs/, timing each step."""
+    """Runs the scripts' entry points with their output in DIR/logs/, timing each step.
+    capture_stderr: their stderr goes to the log too; announce: a line per step on stdout."""
 
-    def __init__(self, out):
+    def __init__(self, out, capture_stderr=False, announce=True):
         self.logs = out / 'logs'
         self.logs.mkdir(parents=True, exist_ok=True)
         self.seconds = {}
+        self.capture_stderr, self.announce = capture_stderr, announce
 
     def train_and_evaluate(self, name, cfg, last_k):
         self.run(f'{name} train', train_main, ['--cfg', cfg])
@@ -132,8 +140,10 @@ class Stages:
     def run(self, name, entry, argv):
         start = time.time()
         log = self.logs / f"{name.replace(' ', '_')}.log"
-        print_line(f'-- {name}: {" ".join(argv)}  (log: {log})')
-        with open(log, 'w') as f, contextlib.redirect_stdout(f):
+        if self.announce:
+            print_line(f'-- {name}: {" ".join(argv)}  (log: {log})')
+        with open(log, 'w') as f, contextlib.redirect_stdout(f), \
+                (contextlib.redirect_stderr(f) if self.capture_stderr else contextlib.nullcontext()):
             status = entry(argv)
         self.seconds[name] = round(self.seconds.get(name, 0.0) + time.time() - start, 1)
         if status != 0:

@@ -18,7 +18,7 @@ from advent.domain_adaptation.inference import load_segmenters, segment
 from advent.utils.figures import bar_chart, caption, colour_legend, stack_images, tile_grid
 from advent.utils.serialization import json_load, save_image
 from advent.utils.viz_segmask import CLASS_COLOURS, colorize_rgb
-from entropy_rank.overview import ranking_summary, render_ranking_overview, short_name
+from entropy_rank.overview import render_ranking_overview, short_name
 
 ZOOM = 2  # the demo's 128 x 64 images are drawn twice as large
 CPU = torch.device('cpu')
@@ -69,8 +69,7 @@ def easy_hard_figure(stage1_cfg, checkpoint, model_title, rank_dir, manifest_pat
     """Stage 2's overview of this ranking (the easiest and hardest images), each image with
     the condition the generator rendered it under."""
     cfg = finalize_paths(load_config(stage1_cfg))
-    saved = json_load(Path(rank_dir) / 'entropy_ranking.json')
-    summary = ranking_summary(saved['ranking'], saved['lambda1'])
+    summary = json_load(Path(rank_dir) / 'entropy_ranking.json')['summary']  # stage 2's own numbers
     conditions = {name: f'true condition: {entry["condition"]}'
                   for name, entry in json_load(manifest_path)['target_train'].items()}
     overview = render_ranking_overview(_models(cfg, [checkpoint])[0], build_target_dataset(cfg), CPU, summary,

@@ -3,7 +3,8 @@
 Two ranks train DeepLabv2-tiny with AdvEnt for a few iterations on a tiny tree: each draws
 its own shard of both domains from the same shuffled order, and at the end both hold
 identical segmenter weights, BatchNorm running statistics and discriminators; only rank 0
-writes snapshots. A run with torchrun's environment for a world of one equals the plain
+writes snapshots. The running statistics after each step are the mean of those each rank's
+own batch gave, and the logged losses the mean of the ranks' losses. A run with torchrun's environment for a world of one equals the plain
 run bit for bit.
 
 This file is also the worker torchrun starts: `python -m torch.distributed.run ...
@@ -79,7 +80,9 @@ def worker(cfg_path, out_dir):
     from advent.model import discriminator
 
     torch.set_num_threads(1)
-    seen = {'discriminators': [], 'snapshots': [], 'names': [], 'loaders': None, 'model': None}
+    from advent.utils import distributed
+    seen = {'discriminators': [], 'snapshots': [], 'names': [], 'loaders': None, 'model': None,
+            'buffers': [], 'losses': []}
     build_d = discriminator.get_fc_discriminator
 
     def recording_builder(*args, **kwargs):
@@ -105,7 +108,25 @@ def worker(cfg_path, out_dir):
             seen['names'].append(list(batch[3]))
             return batch
 
+    average = distributed.average_buffers
+
+    def recording_average(module):
+        def statistics():
+            return {name: b.detach().clone() for name, b in module.named_buffers() if b.is_floating_point()}
+        before = statistics()
+        average(module)
+        seen['buffers'].append((before, statistics()))
+
+    check_finite = train_UDA.check_finite
+
+    def recording_check_finite(losses, *args):
+        logged = check_finite(losses, *args)
+        seen['losses'].append(({name: loss.item() for name, loss in losses.items()}, logged))
+        return logged
+
     discriminator.get_fc_discriminator = recording_builder
+    distributed.average_buffers = recording_average
+    train_UDA.check_finite = recording_check_finite
     experiment.train_domain_adaptation = recording_train
     train_UDA.save_snapshot = recording_save
     train_UDA.InfiniteBatches = RecordingBatches
@@ -118,6 +139,8 @@ def worker(cfg_path, out_dir):
                 'discriminators': [d.state_dict() for d in seen['discriminators']],
                 'snapshots': seen['snapshots'],
                 'names': seen['names'],
+                'buffers': seen['buffers'],
+                'losses': seen['losses'],
                 'samplers': [(s.seed, s.rank, s.world_size) for s in samplers]},
                Path(out_dir) / f'rank{rank}.pth')
 
@@ -167,6 +190,25 @@ def test_two_gloo_ranks_stay_identical(tmp_path):
     fresh = get_deeplab_v2(19, True, 'DeepLabv2-tiny').state_dict()
     assert not torch.equal(fresh['layer6.conv2d_list.0.weight'], ranks[0]['model']['layer6.conv2d_list.0.weight'])
     assert not torch.equal(fresh['bn1.running_mean'], ranks[0]['model']['bn1.running_mean'])
+
+    # after each step the BatchNorm running statistics are the mean of what each rank's own
+    # batch gave it, on both ranks
+    assert len(ranks[0]['buffers']) == len(ranks[1]['buffers']) == EARLY_STOP + 1
+    for i_iter, ((own0, averaged0), (own1, averaged1)) in enumerate(zip(ranks[0]['buffers'], ranks[1]['buffers'])):
+        assert own0.keys() == own1.keys() and 'bn1.running_mean' in own0
+        assert not torch.equal(own0['bn1.running_mean'], own1['bn1.running_mean'])  # two different batches
+        for name in own0:
+            mean = (own0[name].double() + own1[name].double()) / 2
+            torch.testing.assert_close(averaged0[name].double(), mean, rtol=1e-6, atol=1e-7,
+                                       msg=f'iteration {i_iter}: {name} is not the mean over the ranks')
+            assert torch.equal(averaged0[name], averaged1[name])
+    # the losses logged (TensorBoard, progress bar, the divergence check) are the mean over the ranks
+    assert len(ranks[0]['losses']) == EARLY_STOP + 1
+    for (own0, logged0), (own1, logged1) in zip(ranks[0]['losses'], ranks[1]['losses']):
+        assert logged0 == logged1 and logged0.keys() == own0.keys() == own1.keys()
+        assert own0 != own1
+        for name in own0:
+            assert logged0[name] == pytest.approx((own0[name] + own1[name]) / 2, rel=1e-6), name
 
     # one shuffled order (the same seed on both ranks), each rank its own shard of it
     assert [s[0] for s in ranks[0]['samplers']] == [s[0] for s in ranks[1]['samplers']]

@@ -7,6 +7,8 @@
   interrupted in-process at a random iteration; on CUDA (where a GPU is present) to a
   tolerance, since the backward pass of the bilinear upsampling adds with atomics there,
   in an order that changes from run to run.
+- A resumed run continues the global random streams (torch, numpy, random) of the
+  uninterrupted run: the state at every iteration after the resume is the same.
 - find_resume_state never picks a partial or temporary file.
 - Atomic writes leave the previous file when a write fails.
 - The loss guard stops at a NaN loss, names the iteration and the loss, keeps the snapshots.
@@ -20,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -172,13 +175,37 @@ class Interrupt:
         monkeypatch.setattr(train_UDA, 'loss_calc', loss_calc)
 
 
+class RngRecorder:
+    """The global random states (torch, numpy, random) at the start of each iteration, as
+    the learning rate is set: a resumed run must continue the interrupted run's streams (a
+    new pass over the data draws its order from them)."""
+
+    def __init__(self, monkeypatch):
+        self.states = {}
+        original = train_UDA.adjust_learning_rate
+
+        def adjust_learning_rate(optimizer, i_iter, cfg):
+            self.states[i_iter] = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+            return original(optimizer, i_iter, cfg)
+        monkeypatch.setattr(train_UDA, 'adjust_learning_rate', adjust_learning_rate)
+
+    def assert_same(self, reference, iterations):
+        assert iterations and set(iterations) <= set(reference.states)
+        for i_iter in iterations:
+            ref, got = reference.states[i_iter], self.states[i_iter]
+            assert torch.equal(ref[0], got[0]) and np.array_equal(ref[1], got[1]) and ref[2] == got[2], \
+                f'iteration {i_iter}: the random state differs from the uninterrupted run'
+
+
 @pytest.mark.parametrize('method,workers,device', [
     ('MinEnt', 0, 'cpu'), ('SourceOnly', 0, 'cpu'), ('AdvEnt', 1, 'cpu'),
     pytest.param('AdvEnt', 0, 'cuda', marks=pytest.mark.cuda)])
 def test_interrupted_run_resumes_to_the_same_weights(tree, tmp_path, monkeypatch, method, workers, device):
     sections = dict(NUM_WORKERS=workers, GPU_ID=gpu_id(device), TRAIN={'DA_METHOD': method, 'EARLY_STOP': 7})
     ref_cfg, ref_snap = write_cfg(tmp_path, tree, 'ref', **sections)
-    assert train_main(['--cfg', str(ref_cfg)]) == 0
+    with monkeypatch.context() as m:
+        uninterrupted = RngRecorder(m)
+        assert train_main(['--cfg', str(ref_cfg)]) == 0
     assert snapshot_files(ref_snap)[-1].startswith('model_6')
 
     cfg_path, snap = write_cfg(tmp_path, tree, 'cut', **sections)
@@ -188,7 +215,10 @@ def test_interrupted_run_resumes_to_the_same_weights(tree, tmp_path, monkeypatch
         Interrupt(m, at)
         assert train_main(['--cfg', str(cfg_path)]) == 130
     assert find_resume_state(snap) is not None
-    assert train_main(['--cfg', str(cfg_path), '--resume']) == 0, f'interrupted at iteration {at}'
+    with monkeypatch.context() as m:
+        resumed = RngRecorder(m)
+        assert train_main(['--cfg', str(cfg_path), '--resume']) == 0, f'interrupted at iteration {at}'
+    resumed.assert_same(uninterrupted, sorted(resumed.states))
     assert_same_weights(ref_snap, snap, tolerance=1e-4 if device == 'cuda' else 0.0)
     if method != 'AdvEnt':
         assert not list(snap.glob('*_D_*.pth'))

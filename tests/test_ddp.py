@@ -3,9 +3,9 @@
 Two ranks train DeepLabv2-tiny with AdvEnt for a few iterations on a tiny tree: each draws
 its own shard of both domains from the same shuffled order, and at the end both hold
 identical segmenter weights, BatchNorm running statistics and discriminators; only rank 0
-writes snapshots. The running statistics after each step are the mean of those each rank's
-own batch gave, and the logged losses the mean of the ranks' losses. A run with torchrun's environment for a world of one equals the plain
-run bit for bit.
+writes snapshots. After each step the BatchNorm running statistics are the mean of those
+each rank's own batch gave, and the logged losses the mean of the ranks' losses. A run with
+torchrun's environment for a world of one equals the plain run bit for bit.
 
 This file is also the worker torchrun starts: `python -m torch.distributed.run ...
 tests/test_ddp.py --worker CFG OUT`.
@@ -78,9 +78,9 @@ def worker(cfg_path, out_dir):
     """Train through the entry point of the train script, recording what the test checks."""
     from advent.domain_adaptation import experiment, train_UDA
     from advent.model import discriminator
+    from advent.utils import distributed
 
     torch.set_num_threads(1)
-    from advent.utils import distributed
     seen = {'discriminators': [], 'snapshots': [], 'names': [], 'loaders': None, 'model': None,
             'buffers': [], 'losses': []}
     build_d = discriminator.get_fc_discriminator

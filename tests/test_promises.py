@@ -108,7 +108,9 @@ def test_wait_model_waits_for_a_snapshot_still_being_trained(tree, tmp_path, mon
     status = []
     evaluation = threading.Thread(target=lambda: status.append(evaluate_main(['--cfg', str(cfg_path)])), daemon=True)
     evaluation.start()
-    assert waiting.wait(120), 'the evaluation never waited'
+    while evaluation.is_alive() and not waiting.wait(0.05):
+        pass
+    assert waiting.is_set(), 'the evaluation ended without waiting for model_4.pth'
     assert not (snap / 'model_4.pth').exists()
     save_tiny_init(snap / 'model_4.pth', seed=2)
     evaluation.join(120)

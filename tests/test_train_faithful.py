@@ -215,8 +215,7 @@ def reference_training(init_state, d_states, src, trg, method, multi_level, n_it
             loss = hp['LAMBDA_ADV_MAIN'] * ref_bce(d_main(ref_entropy_map(main_t)), source_label)
             if multi_level:
                 loss = loss + hp['LAMBDA_ADV_AUX'] * ref_bce(d_aux(ref_entropy_map(aux_t)), source_label)
-            if mutation != 'no_adversarial':
-                loss.backward()
+            loss.backward()
             set_grad(True)
             pairs = ([(d_aux, aux_s, aux_t)] if multi_level else []) + [(d_main, main_s, main_t)]
             for d, p_src, _ in pairs:

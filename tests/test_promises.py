@@ -20,9 +20,10 @@ import torch
 from PIL import Image
 
 import tinydata
-from advent.cli import test_main as evaluate_main, train_main
+from advent.cli import run_guarded, test_main as evaluate_main, train_main
 from advent.domain_adaptation import eval_UDA, experiment
 from advent.domain_adaptation.config import finalize_paths, load_config
+from entropy_rank import entropy as stage2
 from stage_utils import PROJECT_ROOT, load_bgr_image, save_tiny_init
 
 EXP = 'run'  # EXP_NAME: the snapshot folder is <snap root>/run
@@ -55,8 +56,6 @@ def test_equal_miou_the_earlier_snapshot_is_chosen(tree, tmp_path, capsys):
     """The same weights saved as model_2 and model_4: a tie, which the earlier snapshot wins
     (a later one must be strictly better, as in the original), in the evaluation's output
     and in stage 2's choice of the snapshot to rank with."""
-    from entropy_rank.entropy import get_arguments, main
-    from advent.cli import run_guarded
     cfg_path, snap = write_cfg(tmp_path, tree, TEST={'SNAPSHOT_MAXITER': 4})
     save_tiny_init(snap / 'model_2.pth', seed=1)
     (snap / 'model_4.pth').write_bytes((snap / 'model_2.pth').read_bytes())
@@ -68,7 +67,7 @@ def test_equal_miou_the_earlier_snapshot_is_chosen(tree, tmp_path, capsys):
     assert [Path(m).name for m in best_models] == ['model_2.pth', 'model_2.pth']
     assert out.strip().splitlines()[-1].startswith('Best iteration: 2 ')
 
-    assert run_guarded(main, get_arguments(['--cfg', str(cfg_path), '--out-dir', str(tmp_path / 'rank')])) == 0
+    assert run_guarded(stage2.main, stage2.get_arguments(['--cfg', str(cfg_path), '--out-dir', str(tmp_path / 'rank')])) == 0
     out = capsys.readouterr().out
     assert 'Using the best stage-1 iteration 2 ' in out, out
 

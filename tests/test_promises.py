@@ -67,7 +67,8 @@ def test_equal_miou_the_earlier_snapshot_is_chosen(tree, tmp_path, capsys):
     assert [Path(m).name for m in best_models] == ['model_2.pth', 'model_2.pth']
     assert out.strip().splitlines()[-1].startswith('Best iteration: 2 ')
 
-    assert run_guarded(stage2.main, stage2.get_arguments(['--cfg', str(cfg_path), '--out-dir', str(tmp_path / 'rank')])) == 0
+    rank_args = stage2.get_arguments(['--cfg', str(cfg_path), '--out-dir', str(tmp_path / 'rank')])
+    assert run_guarded(stage2.main, rank_args) == 0
     out = capsys.readouterr().out
     assert 'Using the best stage-1 iteration 2 ' in out, out
 

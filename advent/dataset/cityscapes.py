@@ -29,6 +29,7 @@ class CityscapesDataSet(BaseDataset):
         self.load_labels = load_labels
         self.info = load_info(info_path)
         self.class_names = np.array(self.info['label'], dtype=str)
+        self.palette = self.info['palette']
         self.map_labels = IdMapper(self.info['label2train'])
 
     def get_metadata(self, name):

@@ -59,12 +59,14 @@ def write_label(path, train_ids, raw=False, bits=8):
     return path
 
 
-def class_file(path, raw=False, bits=8, rare=True, **overrides):
+def class_file(path, raw=False, bits=8, rare=RARE, **overrides):
+    """The class file of the 5 classes; `rare` a list of train ids or None; overrides replace
+    keys (None removes one)."""
     info = {'label': CLASSES, 'palette': PALETTE}
     if raw:
         info['label2train'] = [[raw_id * (100 if bits == 16 else 1), i] for i, raw_id in enumerate(RAW_IDS)]
     if rare:
-        info['rare'] = RARE
+        info['rare'] = rare
     info.update(overrides)
     info = {k: v for k, v in info.items() if v is not None}
     path = Path(path)
@@ -99,7 +101,7 @@ TARGET_TRAIN = ['north/scene.png', 'south/scene.png', 'south/t2.png', 'west/t3.p
 TARGET_VAL = ['val/v1.png', 'val/v2.png']
 
 
-def make_folder_tree(root, source_raw=True, bits=8, rare=True):
+def make_folder_tree(root, source_raw=True, bits=8, rare=RARE):
     """The tree of the module docstring; returns root."""
     root = Path(root)
     write_list(root / 'source' / 'all.txt', write_split(root / 'source', SOURCE_NAMES, 100, True, source_raw, bits))

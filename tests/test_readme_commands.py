@@ -21,10 +21,10 @@ STAGE_SCRIPTS = {'advent/scripts/train.py', 'advent/scripts/test.py', 'entropy_r
 NOT_RUN = {('module', 'pytest'), ('module', 'venv')}
 
 
-def readme_commands():
-    """Every command line of the README's bash blocks, and every inline `python ...` or
-    `intrada-...` command."""
-    text = (ROOT / 'README.md').read_text()
+def readme_commands(page=ROOT / 'README.md'):
+    """Every command line of the README's (or another page's) bash blocks, and every inline
+    `python ...` or `intrada-...` command."""
+    text = Path(page).read_text()
     lines = []
     for block in re.findall(r'```bash\n(.*?)```', text, re.S):
         for line in block.replace('\\\n', ' ').splitlines():
@@ -111,3 +111,55 @@ def test_the_readme_quick_demo_runs_and_its_piped_log_is_short(tmp_path):
     assert proc.returncode == 0 and 'Traceback' not in text, text[-3000:]
     assert '\r' not in text  # no progress-bar redraws
     assert 'IntraDA (stage 3)' in text and len(text.splitlines()) < 200
+
+
+# docs/your_own_data.md: every command, in order, from a scratch folder. The generator writes
+# a few scenes; the configs the page names are copied with their data and experiment paths
+# moved into that folder and a two-iteration schedule (the mechanism of the check test above:
+# the page's commands, tiny configs).
+OWN_DATA_PAGE = ROOT / 'docs' / 'your_own_data.md'
+TINY_GENERATOR = ['--n-source', '3', '--n-target-train', '4', '--n-target-val', '2', '--size', '64', '32']
+TINY_SIZE = [64, 32]
+
+
+def tiny_copy(value, folder):
+    """A config with its project-relative data/ and experiments/ paths under `folder`."""
+    if isinstance(value, dict):
+        return {key: tiny_copy(item, folder) for key, item in value.items()}
+    if isinstance(value, list):
+        return [tiny_copy(item, folder) for item in value]
+    if isinstance(value, str) and value.startswith(('data/', 'experiments/')):
+        return str(folder / re.sub(r'model_\d+\.pth$', 'model_2.pth', value))
+    return value
+
+
+def test_the_own_data_page_runs_as_written(tmp_path):
+    import yaml
+
+    from stage_utils import script_env
+    commands = readme_commands(OWN_DATA_PAGE)
+    configs = {}
+    for name in dict.fromkeys(w for c in commands for w in shlex.split(c) if w.startswith('configs/')):
+        cfg = tiny_copy(yaml.safe_load((ROOT / name).read_text()), tmp_path)
+        cfg.update(GPU_ID=-1, NUM_WORKERS=0, EXP_ROOT=str(tmp_path / 'experiments'),
+                   EXP_ROOT_SNAPSHOT=str(tmp_path / 'experiments' / 'snapshots'),
+                   EXP_ROOT_LOGS=str(tmp_path / 'experiments' / 'logs'))
+        cfg['TRAIN'].update(MAX_ITERS=4, EARLY_STOP=2, SAVE_PRED_EVERY=2, INPUT_SIZE_SOURCE=TINY_SIZE,
+                            INPUT_SIZE_TARGET=TINY_SIZE)
+        cfg['TEST'].update(SNAPSHOT_STEP=2, SNAPSHOT_MAXITER=2, INPUT_SIZE_TARGET=TINY_SIZE,
+                           OUTPUT_SIZE_TARGET=TINY_SIZE)
+        configs[name] = str(write_config(tmp_path / name, cfg))
+    ran = []
+    for command in commands:
+        entry = entry_point(command)
+        words = [configs.get(word, word) for word in shlex.split(command)]
+        extra = TINY_GENERATOR if entry == ('module', 'intrada.demo.synthetic') else []
+        proc = run_ok(argv_of(entry) + words[3 if entry[0] == 'module' else 2:] + extra, tmp_path, env=script_env())
+        ran.append(entry[1])
+        if entry == ('module', 'intrada.check'):
+            assert 'checks passed' in proc.stdout
+    assert ran[:2] == ['intrada.demo.synthetic', 'intrada.check'] and 'intrada.pipeline' in ran
+    assert {'advent/scripts/train.py', 'entropy_rank/entropy.py', 'intrada/test.py'} <= set(ran)
+    rank = tmp_path / 'experiments' / 'folder_demo_rank'
+    assert len((rank / 'easy_split.txt').read_text().split()) == 2
+    assert (tmp_path / 'experiments' / 'snapshots' / 'folder_demo_intrada' / 'all_res.json').is_file()

@@ -76,13 +76,15 @@ def render_ranking_overview(model, dataset, device, summary, mean, notes=None):
                      f'{short_name(entry["name"])}')
             if notes and entry['name'] in notes:
                 label += f'\n{notes[entry["name"]]}'
-            rows.append((label, [image_to_rgb(image, mean), colorize_rgb(prediction, colours), entropy_heatmap(entropy)]))
+            rows.append((label, [image_to_rgb(image, mean), colorize_rgb(prediction, colours),
+                                 entropy_heatmap(entropy)]))
     parts = [tile_grid(rows, ['image', 'prediction', 'entropy (black 0, yellow 1)'], tile_size)] if rows else []
     width = max(parts[0].width if parts else 0, 480)
     if rows:
         parts += [colour_bar(entropy_heatmap, '0 (certain)', '1 (uniform over the classes)',
                              'normalised entropy of a pixel', width),
-                  colour_legend(class_colours(dataset.class_names, colours) if colours else CLASS_COLOURS, width)]
+                  colour_legend(class_colours(dataset.class_names, colours) if colours else CLASS_COLOURS,
+                                width)]
     title = (f'{summary["images"]} images by entropy score; lambda1 {summary["lambda1"]}: '
              f'{summary["easy"]} easy, {summary["hard"]} hard')
     parts.append(_histogram(summary, width, title))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tinydata import stage1_config
 
 W, H = 64, 32
 CLASSES = ['ground', 'wall', 'plant', 'sky', 'thing']
@@ -113,27 +114,17 @@ def make_folder_tree(root, source_raw=True, bits=8, rare=RARE):
 
 
 def folder_stage1_config(tree, snap_root, **sections):
-    """A stage-1 config dict (Folder -> Folder, 5 classes, DeepLabv2-tiny on the CPU)."""
+    """A stage-1 config dict (Folder -> Folder, 5 classes) on the tiny-tree settings of the
+    other stage tests (tinydata.stage1_config: DeepLabv2-tiny on the CPU, W x H)."""
     tree = Path(tree)
-    cfg = {
-        'SOURCE': 'Folder', 'TARGET': 'Folder', 'NUM_CLASSES': 5, 'NUM_WORKERS': 0, 'GPU_ID': -1,
-        'DATA_DIRECTORY_SOURCE': str(tree / 'source'), 'DATA_LIST_SOURCE': str(tree / 'source' / '{}.txt'),
-        'DATA_DIRECTORY_TARGET': str(tree / 'target'), 'DATA_LIST_TARGET': str(tree / 'target' / '{}.txt'),
-        'EXP_ROOT': str(snap_root), 'EXP_ROOT_SNAPSHOT': str(snap_root), 'EXP_ROOT_LOGS': str(snap_root),
-        'EXP_NAME': 'folder1',
-        'TRAIN': {'MODEL': 'DeepLabv2-tiny', 'INPUT_SIZE_SOURCE': [W, H], 'INPUT_SIZE_TARGET': [W, H],
-                  'INFO_SOURCE': str(tree / 'source' / 'info.json'), 'INFO_TARGET': str(tree / 'target' / 'info.json'),
-                  'LEARNING_RATE': 0.01, 'MAX_ITERS': 10, 'EARLY_STOP': 4, 'SAVE_PRED_EVERY': 2},
-        'TEST': {'MODEL': ['DeepLabv2-tiny'], 'INFO_TARGET': str(tree / 'target' / 'info.json'),
-                 'INPUT_SIZE_TARGET': [W, H], 'OUTPUT_SIZE_TARGET': [W, H], 'SNAPSHOT_STEP': 2,
-                 'SNAPSHOT_MAXITER': 4, 'WAIT_MODEL': False},
-    }
-    for key, value in sections.items():
-        if key in ('TRAIN', 'TEST'):
-            cfg[key].update(value)
-        else:
-            cfg[key] = value
-    return cfg
+    train = {'INFO_SOURCE': str(tree / 'source' / 'info.json'), 'INFO_TARGET': str(tree / 'target' / 'info.json'),
+             'LEARNING_RATE': 0.01, 'EARLY_STOP': 4, **sections.pop('TRAIN', {})}
+    test = {'INFO_TARGET': str(tree / 'target' / 'info.json'), 'SNAPSHOT_MAXITER': 4,
+            'DATA_LIST_TARGET': str(tree / 'target' / 'val.txt'), **sections.pop('TEST', {})}
+    folder = {'SOURCE': 'Folder', 'TARGET': 'Folder', 'NUM_CLASSES': 5, 'EXP_NAME': 'folder1',
+              'DATA_DIRECTORY_SOURCE': str(tree / 'source'), 'DATA_LIST_SOURCE': str(tree / 'source' / '{}.txt'),
+              'DATA_DIRECTORY_TARGET': str(tree / 'target'), 'DATA_LIST_TARGET': str(tree / 'target' / '{}.txt')}
+    return stage1_config(tree, snap_root, TRAIN=train, TEST=test, **{**folder, **sections})
 
 
 def folder_stage3_config(tree, snap_root, rank_dir, **sections):
@@ -143,5 +134,4 @@ def folder_stage3_config(tree, snap_root, rank_dir, **sections):
                DATA_LIST_SOURCE=str(Path(rank_dir) / 'easy_split.txt'),
                DATA_LIST_TARGET=str(Path(rank_dir) / 'hard_split.txt'))
     cfg['TRAIN'] = {**cfg['TRAIN'], 'INFO_SOURCE': ''}
-    cfg['TEST'] = {**cfg['TEST'], 'DATA_LIST_TARGET': str(Path(tree) / 'target' / 'val.txt')}
     return cfg

@@ -12,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils import data
 
 from advent.errors import UserError
+from advent.utils.serialization import json_load
 
 LABEL_MODES = ('L', 'P', 'I', 'I;16')
 
@@ -205,6 +206,25 @@ class SyntheticSourceDataset(BaseDataset):
     def get_train_ids(self, label_file):
         # float32 labels, as the original returned them
         return self.map_labels(self.get_labels(label_file)).astype(np.float32)
+
+
+def read_json_file(path, description):
+    """A JSON file's content; a missing or broken file is a DatasetError starting with `description`."""
+    try:
+        return json_load(path)
+    except FileNotFoundError:
+        raise DatasetError(f'{description} does not exist') from None
+    except ValueError as e:
+        raise DatasetError(f'{description} is not valid JSON ({e})') from None
+
+
+def check_train_ids(ids, label_file, num_classes, what):
+    """`ids` (a label map read as train ids), refused when a value is not a class or 255."""
+    bad = (ids != 255) & ((ids < 0) | (ids >= num_classes))
+    if bad.any():
+        raise DatasetError(f'{what} {label_file} holds the value {int(ids[bad][0])}: expected train ids '
+                           f'0..{num_classes - 1} or 255 (ignore)')
+    return ids
 
 
 class IdMapper:

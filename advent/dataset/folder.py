@@ -13,8 +13,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from advent.dataset.base_dataset import BaseDataset, DatasetError, IdMapper, read_list_entries
-from advent.utils.serialization import json_load
+from advent.dataset.base_dataset import (BaseDataset, DatasetError, IdMapper, check_train_ids, read_json_file,
+                                         read_list_entries)
 
 FOLDER_LAYOUT = 'ROOT/IMAGE and ROOT/LABEL for each line "IMAGE [LABEL]" of the list file'
 
@@ -24,12 +24,7 @@ def load_class_file(path, key='the class file'):
     when given, 'label2train' and 'rare'. `key` names the config key in messages."""
     if not path:
         raise DatasetError(f'{key} is empty: a folder dataset needs a class file (JSON with "label" and "palette")')
-    try:
-        info = json_load(path)
-    except FileNotFoundError:
-        raise DatasetError(f'class file {path} ({key}) does not exist') from None
-    except ValueError as e:
-        raise DatasetError(f'class file {path} ({key}) is not valid JSON ({e})') from None
+    info = read_json_file(path, f'class file {path} ({key})')
     if not isinstance(info, dict):
         raise DatasetError(f'class file {path}: expected a JSON object with "label" and "palette"')
     for field in ('label', 'palette'):
@@ -137,14 +132,6 @@ class FolderDataSet(BaseDataset):
         if self.map_labels is not None:
             return self.map_labels(ids)
         return check_train_ids(ids, label_file, len(self.class_names), 'label')
-
-
-def check_train_ids(ids, label_file, num_classes, what):
-    bad = (ids != 255) & ((ids < 0) | (ids >= num_classes))
-    if bad.any():
-        raise DatasetError(f'{what} {label_file} holds the value {int(ids[bad][0])}: expected train ids '
-                           f'0..{num_classes - 1} or 255 (ignore)')
-    return ids
 
 
 class FolderPseudoDataSet(FolderDataSet):

@@ -20,7 +20,7 @@ from PIL import Image
 from torch import nn
 from torch.utils import data
 
-from advent.dataset.folder import load_class_file, pseudo_label_path
+from advent.dataset.folder import check_distinct_pseudo_labels, load_class_file, pseudo_label_path
 from advent.domain_adaptation.eval_UDA import argmax_channels, load_for_evaluation
 from advent.errors import UserError
 from advent.utils.func import prob_2_entropy
@@ -231,6 +231,8 @@ def run_ranking(cfg, best_iter, normalize, lambda1, out_dir):
     print('Loading the generator:', checkpoint)
     load_for_evaluation(model, checkpoint, device)
     dataset = build_target_dataset(cfg)
+    if getattr(dataset, 'PSEUDO_LABELS_KEEP_PATHS', False):
+        check_distinct_pseudo_labels(dict.fromkeys(dataset.img_ids), dataset.list_path)
     with numeric_settings(cfg.ALLOW_TF32):
         easy, hard, _ = rank_target_images(model, dataset, cfg.TRAIN.INPUT_SIZE_TARGET, device, out_dir, normalize,
                                            lambda1, cfg.NUM_WORKERS, checkpoint)

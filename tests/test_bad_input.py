@@ -512,6 +512,16 @@ def _(ctx):
                                                          folderdata.TARGET_VAL[1]]
 
 
+@case('folder_images_sharing_a_pseudo_label')
+def _(ctx):
+    tree = folder_tree(ctx)
+    image = tree / 'target' / 'images' / folderdata.TARGET_TRAIN[0]
+    Image.open(image).save(image.with_suffix('.jpg'))
+    edit_lines(tree / 'target' / 'train.txt', lambda lines: lines + [lines[0].replace('.png', '.jpg')])
+    return 'entropy', ctx.entropy(cfg=folder_config(ctx, tree)), [str(tree / 'target' / 'train.txt'),
+                                                                   'share the pseudo-label']
+
+
 @case('folder_class_file_without_label')
 def _(ctx):
     tree = folder_tree(ctx)

@@ -207,3 +207,41 @@ def test_predict_uses_the_class_files_palette(pipeline, tmp_path):
     ids = np.asarray(Image.open(next(out.rglob('*_trainIds.png'))))
     colour = np.asarray(Image.open(next(out.rglob('*_color.png'))).convert('RGB'))
     np.testing.assert_array_equal(colour, np.array(fd.PALETTE, np.uint8)[ids])
+
+
+def test_a_canonical_source_needs_the_same_classes_on_the_folder_side(tmp_path):
+    from advent.dataset.base_dataset import DatasetError
+    from advent.domain_adaptation.experiment import check_class_files
+    tree = fd.make_folder_tree(tmp_path / 'tree')
+    cfg = finalize_paths(load_config(write_config(tmp_path / 's1.yml', fd.folder_stage1_config(tree, tmp_path))))
+    cfg.SOURCE = 'GTA'
+    with pytest.raises(DatasetError, match=r'cityscapes_list/info.json \(SOURCE GTA\) and .*target/info.json'):
+        check_class_files(cfg)
+    cfg.SOURCE = 'Folder'
+    check_class_files(cfg)
+
+
+def test_tensorboard_draws_predictions_in_the_class_files_palette():
+    import torch
+
+    from advent.domain_adaptation.train_UDA import draw_in_tensorboard
+
+    class Writer:
+        def __init__(self):
+            self.images = {}
+
+        def add_image(self, tag, image, step):
+            self.images[tag] = np.asarray(image)
+
+    logits = torch.zeros(1, 5, 4, 6)
+    logits[0, 4, :, :3] = 5.0  # class 4 on the left half, class 0 on the right
+    writer = Writer()
+    draw_in_tensorboard(writer, torch.zeros(1, 3, 4, 6), 0, logits, 5, 'T', fd.PALETTE)
+    drawn = writer.images['Prediction - T'].transpose(1, 2, 0)
+    assert (drawn[:, :3] == fd.PALETTE[4]).all() and (drawn[:, 3:] == fd.PALETTE[0]).all()
+
+
+def test_only_the_synthia_classes_report_an_miou13():
+    from advent.domain_adaptation.eval_UDA import SYNTHIA_16_NAMES, reports_miou13
+    assert reports_miou13(np.array(SYNTHIA_16_NAMES, dtype=str))
+    assert not reports_miou13([f'class{i}' for i in range(16)]) and not reports_miou13(fd.CLASSES)

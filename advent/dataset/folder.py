@@ -78,6 +78,16 @@ def pseudo_label_path(name):
     return str(PurePosixPath(name.replace('\\', '/')).with_suffix('.png'))
 
 
+def check_distinct_pseudo_labels(names, list_path):
+    """Refuse two images whose pseudo-labels would be one file (x.jpg and x.png in one folder)."""
+    owner = {}
+    for name in names:
+        other = owner.setdefault(pseudo_label_path(name), name)
+        if other != name:
+            raise DatasetError(f'{list_path}: images {other!r} and {name!r} would share the pseudo-label '
+                               f'color_masks/{pseudo_label_path(name)}; rename one of them')
+
+
 class FolderDataSet(BaseDataset):
     """A dataset of your own (module docstring). Items are (image, label, shape, name) as for
     every dataset; an unlabelled item's label is all 255 (ignore). With load_labels=False (a

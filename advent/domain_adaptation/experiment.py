@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils import data
 
-from advent.dataset.base_dataset import DatasetError
+from advent.dataset.base_dataset import DatasetError, read_json_file
 from advent.dataset.cityscapes import CityscapesDataSet, CityscapesPseudoDataSet
 from advent.dataset.folder import FolderDataSet, FolderPseudoDataSet, load_class_file
 from advent.dataset.gta5 import GTA5DataSet
@@ -36,14 +36,17 @@ CANONICAL_CLASS_FILES = {'GTA': DATASET_DIR / 'cityscapes_list' / 'info.json',
 
 
 def class_files(cfg):
-    """(config key, class file) of the source, the target and the val set."""
+    """(config key, class file, whether a folder dataset reads it) of the source, the target
+    and the val set."""
+    folder_target = cfg.TARGET in FOLDER_KINDS
     if cfg.SOURCE in CANONICAL_CLASS_FILES:
-        source = (f'SOURCE {cfg.SOURCE}', str(CANONICAL_CLASS_FILES[cfg.SOURCE]))
+        source = (f'SOURCE {cfg.SOURCE}', str(CANONICAL_CLASS_FILES[cfg.SOURCE]), False)
     elif cfg.SOURCE == 'Folder':
-        source = ('TRAIN.INFO_SOURCE', cfg.TRAIN.INFO_SOURCE)
+        source = ('TRAIN.INFO_SOURCE', cfg.TRAIN.INFO_SOURCE, True)
     else:  # stage 3: the easy split is target data
-        source = ('TRAIN.INFO_TARGET', cfg.TRAIN.INFO_TARGET)
-    return [source, ('TRAIN.INFO_TARGET', cfg.TRAIN.INFO_TARGET), ('TEST.INFO_TARGET', cfg.TEST.INFO_TARGET)]
+        source = ('TRAIN.INFO_TARGET', cfg.TRAIN.INFO_TARGET, cfg.SOURCE == 'FolderEasy')
+    return [source, ('TRAIN.INFO_TARGET', cfg.TRAIN.INFO_TARGET, folder_target),
+            ('TEST.INFO_TARGET', cfg.TEST.INFO_TARGET, folder_target)]
 
 
 def check_class_files(cfg):
@@ -51,13 +54,17 @@ def check_class_files(cfg):
     the same order (SPEC 11). The canonical pairs are left as the original had them."""
     if cfg.SOURCE not in FOLDER_KINDS and cfg.TARGET not in FOLDER_KINDS:
         return
-    files = list(dict.fromkeys(path for _, path in class_files(cfg)))
-    keys = {path: key for key, path in reversed(class_files(cfg))}
-    names = {path: load_class_file(path, keys[path])['label'] for path in files}
-    for path in files[1:]:
-        if names[path] != names[files[0]]:
-            raise DatasetError(f'class files {files[0]} ({keys[files[0]]}) and {path} ({keys[path]}) name different '
-                               f'classes (or orders): {names[files[0]]} vs {names[path]}')
+    names = {}
+    for key, path, folder in class_files(cfg):
+        if path not in names:
+            # a canonical dataset's info file (info.json) is read as the original read it
+            info = load_class_file(path, key) if folder else read_json_file(path, f'info file {path} ({key})')
+            names[path] = (key, info.get('label'))
+    (first, (first_key, first_names)), *others = names.items()
+    for path, (key, classes) in others:
+        if classes != first_names:
+            raise DatasetError(f'class files {first} ({first_key}) and {path} ({key}) name different classes (or '
+                               f'orders): {first_names} vs {classes}')
 
 
 def build_source_dataset(cfg):

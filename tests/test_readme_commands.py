@@ -116,7 +116,8 @@ def test_the_readme_quick_demo_runs_and_its_piped_log_is_short(tmp_path):
 # docs/your_own_data.md: every command, in order, from a scratch folder. The generator writes
 # a few scenes; the configs the page names are copied with their data and experiment paths
 # moved into that folder and a two-iteration schedule (the mechanism of the check test above:
-# the page's commands, tiny configs).
+# the page's commands, tiny configs). The entry points run in this process (the --help test
+# above starts each one as a program), which saves a Python start and a torch import each.
 OWN_DATA_PAGE = ROOT / 'docs' / 'your_own_data.md'
 TINY_GENERATOR = ['--n-source', '3', '--n-target-train', '4', '--n-target-val', '2', '--size', '64', '32']
 TINY_SIZE = [64, 32]
@@ -133,10 +134,22 @@ def tiny_copy(value, folder):
     return value
 
 
-def test_the_own_data_page_runs_as_written(tmp_path):
-    import yaml
+def in_process(entry):
+    """The function behind an entry point: argv -> exit status."""
+    from advent.cli import run_guarded, test_main, train_main
+    from entropy_rank import entropy
+    from intrada import check, pipeline
+    from intrada.demo.synthetic import cli as synthetic
+    return {('module', 'intrada.demo.synthetic'): synthetic.main, ('module', 'intrada.check'): check.console_main,
+            ('module', 'intrada.pipeline'): pipeline.main,
+            ('script', 'advent/scripts/train.py'): train_main, ('script', 'intrada/train.py'): train_main,
+            ('script', 'advent/scripts/test.py'): test_main, ('script', 'intrada/test.py'): test_main,
+            ('script', 'entropy_rank/entropy.py'): lambda argv: run_guarded(entropy.main, entropy.get_arguments(argv)),
+            }[entry]
 
-    from stage_utils import script_env
+
+def test_the_own_data_page_runs_as_written(tmp_path, monkeypatch, capsys, one_torch_thread):
+    import yaml
     commands = readme_commands(OWN_DATA_PAGE)
     configs = {}
     for name in dict.fromkeys(w for c in commands for w in shlex.split(c) if w.startswith('configs/')):
@@ -149,15 +162,18 @@ def test_the_own_data_page_runs_as_written(tmp_path):
         cfg['TEST'].update(SNAPSHOT_STEP=2, SNAPSHOT_MAXITER=2, INPUT_SIZE_TARGET=TINY_SIZE,
                            OUTPUT_SIZE_TARGET=TINY_SIZE)
         configs[name] = str(write_config(tmp_path / name, cfg))
+    monkeypatch.chdir(tmp_path)  # the page's relative paths (the generator's folder, --out-dir) land here
     ran = []
     for command in commands:
         entry = entry_point(command)
         words = [configs.get(word, word) for word in shlex.split(command)]
         extra = TINY_GENERATOR if entry == ('module', 'intrada.demo.synthetic') else []
-        proc = run_ok(argv_of(entry) + words[3 if entry[0] == 'module' else 2:] + extra, tmp_path, env=script_env())
+        status = in_process(entry)(words[3 if entry[0] == 'module' else 2:] + extra)
+        output = capsys.readouterr()
+        assert status == 0, f'{command}:\n{output.out[-2000:]}\n{output.err[-2000:]}'
         ran.append(entry[1])
         if entry == ('module', 'intrada.check'):
-            assert 'checks passed' in proc.stdout
+            assert 'checks passed' in output.out
     assert ran[:2] == ['intrada.demo.synthetic', 'intrada.check'] and 'intrada.pipeline' in ran
     assert {'advent/scripts/train.py', 'entropy_rank/entropy.py', 'intrada/test.py'} <= set(ran)
     rank = tmp_path / 'experiments' / 'folder_demo_rank'

@@ -8,7 +8,7 @@ import torch
 from advent.dataset.base_dataset import image_to_rgb
 from advent.domain_adaptation.inference import segment
 from advent.utils.figures import colour_bar, colour_legend, histogram_image, stack_images, tile_grid
-from advent.utils.viz_segmask import CLASS_COLOURS, colorize_rgb, entropy_heatmap
+from advent.utils.viz_segmask import CLASS_COLOURS, class_colours, colorize_rgb, entropy_heatmap
 
 OVERVIEW_NAME = 'ranking_overview.png'
 OVERVIEW_COUNT = 4      # easiest and hardest images shown
@@ -61,6 +61,7 @@ def render_ranking_overview(model, dataset, device, summary, mean, notes=None):
     dataset: items (image, label, shape, name) with preprocessed images (mean: their IMG_MEAN).
     notes: optional {name: text}, a further line under an image's label."""
     index_of = {name: i for i, name in enumerate(_names(dataset))}
+    colours = getattr(dataset, 'palette', None)  # a class file's; else the Cityscapes colours
     rows, tile_size = [], None
     model.eval()
     for entries in (summary['easiest'], summary['hardest']):
@@ -75,13 +76,15 @@ def render_ranking_overview(model, dataset, device, summary, mean, notes=None):
                      f'{short_name(entry["name"])}')
             if notes and entry['name'] in notes:
                 label += f'\n{notes[entry["name"]]}'
-            rows.append((label, [image_to_rgb(image, mean), colorize_rgb(prediction), entropy_heatmap(entropy)]))
+            rows.append((label, [image_to_rgb(image, mean), colorize_rgb(prediction, colours),
+                                 entropy_heatmap(entropy)]))
     parts = [tile_grid(rows, ['image', 'prediction', 'entropy (black 0, yellow 1)'], tile_size)] if rows else []
     width = max(parts[0].width if parts else 0, 480)
     if rows:
         parts += [colour_bar(entropy_heatmap, '0 (certain)', '1 (uniform over the classes)',
                              'normalised entropy of a pixel', width),
-                  colour_legend(CLASS_COLOURS, width)]
+                  colour_legend(class_colours(dataset.class_names, colours) if colours else CLASS_COLOURS,
+                                width)]
     title = (f'{summary["images"]} images by entropy score; lambda1 {summary["lambda1"]}: '
              f'{summary["easy"]} easy, {summary["hard"]} hard')
     parts.append(_histogram(summary, width, title))

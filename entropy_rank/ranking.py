@@ -5,7 +5,8 @@ upsampled to the input size; with normalisation it is multiplied by
 ((11 - k) / 11 + 0.5), k = how many rare classes the argmax contains. Sorted ascending,
 the first int(N * lambda1) names are the easy split, the rest the hard split. Every
 image's argmax is saved as its pseudo-label (color_masks/<file name>) with a colour
-version (color_masks/<stem>_color.png).
+version (color_masks/<stem>_color.png); a folder dataset's keep the image's path (SPEC 11),
+and its class file gives the colours and the rare classes.
 """
 import functools
 import os
@@ -19,6 +20,7 @@ from PIL import Image
 from torch import nn
 from torch.utils import data
 
+from advent.dataset.folder import check_distinct_pseudo_labels, load_class_file, pseudo_label_path
 from advent.domain_adaptation.eval_UDA import argmax_channels, load_for_evaluation
 from advent.errors import UserError
 from advent.utils.func import prob_2_entropy
@@ -83,20 +85,20 @@ class _HostCopy:
         return self.tensors
 
 
-def _save_masks(mask, mask_dir, name):
-    mask_name, color_name = pseudo_label_names(name)
+def _save_masks(mask, mask_dir, name, keep_path=False, colours=None):
+    mask_name, color_name = pseudo_label_names(name, keep_path)
     save_image(Image.fromarray(mask), mask_dir / mask_name)
-    save_image(colorize_mask(mask), mask_dir / color_name)
+    save_image(colorize_mask(mask, colours), mask_dir / color_name)
 
 
-def _finish_image(result, records, writer, mask_dir):
+def _finish_image(result, records, writer, mask_dir, rare_classes=RARE_CLASSES, keep_path=False, colours=None):
     """Record one image's score (the same float arithmetic as the original) and queue its PNGs."""
     mean_entropy, prediction, *rare = result.get()
     mean_entropy = mean_entropy.item()
-    factor = normalizer_from_count(int(rare[0])) if rare else 1
+    factor = normalizer_from_count(int(rare[0]), rare_classes) if rare else 1
     records.append({'name': result.name, 'score': mean_entropy * factor, 'mean_entropy': mean_entropy,
                     'normalizer': factor})
-    writer.submit(_save_masks, prediction.numpy(), mask_dir, result.name)
+    writer.submit(_save_masks, prediction.numpy(), mask_dir, result.name, keep_path, colours)
 
 
 def split_by_entropy(scores, lambda1):
@@ -108,8 +110,12 @@ def split_by_entropy(scores, lambda1):
     return ranked[:cut], ranked[cut:]
 
 
-def pseudo_label_names(name):
-    """color_masks/ file names for list entry `name`: (mask, colour mask)."""
+def pseudo_label_names(name, keep_path=False):
+    """color_masks/ file names for list entry `name`: (mask, colour mask); with keep_path (a
+    folder dataset) the image's relative path with a .png suffix."""
+    if keep_path:
+        mask_name = pseudo_label_path(name)
+        return mask_name, mask_name[:-len('.png')] + '_color.png'
     file_name = name.split('/')[-1]
     return file_name, file_name.split('.')[0] + '_color.png'
 
@@ -135,9 +141,11 @@ def rank_target_images(model, dataset, input_size, device, out_dir, normalize, l
         # a dataset without IMG_MEAN (a test's) is drawn as it is
         overview = render_ranking_overview(model, dataset, device, summary, getattr(dataset, 'mean', 0))
         mask_dir.mkdir(exist_ok=True)
-        for file in sorted(staging.iterdir()):
-            os.replace(file, mask_dir / file.name)
-        staging.rmdir()
+        for file in sorted(p for p in staging.rglob('*') if p.is_file()):
+            target = mask_dir / file.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(file, target)
+        shutil.rmtree(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if created_out_dir and not any(out_dir.iterdir()):
@@ -157,6 +165,9 @@ def _rank_into(model, dataset, input_size, device, mask_dir, normalize, lambda1,
                              pin_memory=device.type == 'cuda')
     interp = nn.Upsample(size=(input_size[1], input_size[0]), mode='bilinear', align_corners=True)
     records = []
+    rare_classes = getattr(dataset, 'rare_classes', None) or RARE_CLASSES
+    mask_options = {'keep_path': getattr(dataset, 'PSEUDO_LABELS_KEEP_PATHS', False),
+                    'colours': getattr(dataset, 'palette', None)}
     model.eval()
     # The device never waits for the host: each image's results (mean entropy, rare-class
     # count, uint8 argmax) are copied to the host without blocking, and read only after the
@@ -168,13 +179,13 @@ def _rank_into(model, dataset, input_size, device, mask_dir, normalize, lambda1,
                 pred_main = interp(model(image.to(device, non_blocking=True))[1])
                 mean_entropy = prob_2_entropy(F.softmax(pred_main, dim=1)).mean()
                 prediction = argmax_channels(pred_main)[0].to(torch.uint8)
-                rare = rare_class_count(prediction) if normalize else None
+                rare = rare_class_count(prediction, rare_classes) if normalize else None
             current = _HostCopy(names[0], mean_entropy, prediction, rare)
             if pending is not None:
-                _finish_image(pending, records, writer, mask_dir)
+                _finish_image(pending, records, writer, mask_dir, rare_classes, **mask_options)
             pending = current
         if pending is not None:
-            _finish_image(pending, records, writer, mask_dir)
+            _finish_image(pending, records, writer, mask_dir, rare_classes, **mask_options)
     easy, hard = split_by_entropy([(r['name'], r['score']) for r in records], lambda1)
     return easy, hard, records
 
@@ -189,16 +200,24 @@ def best_iteration_from_cache(snapshot_dir):
     return best_iteration(results)
 
 
+def target_rare_classes(cfg):
+    """The rare classes of a folder target's class file (None: the Cityscapes ones)."""
+    from advent.domain_adaptation.experiment import FOLDER_KINDS
+    return load_class_file(cfg.TRAIN.INFO_TARGET, 'TRAIN.INFO_TARGET').get('rare') \
+        if cfg.TARGET in FOLDER_KINDS else None
+
+
 def run_ranking(cfg, best_iter, normalize, lambda1, out_dir):
     """Stage 2 from a finalised stage-1 config."""
     from advent.domain_adaptation.experiment import build_segmenter, build_target_dataset
     from advent.utils import distributed
     if not 0.0 <= lambda1 <= 1.0:
         raise RankingError(f'--lambda1 must lie in [0, 1], got {lambda1}')
-    if normalize and cfg.NUM_CLASSES != 19:
-        # the rare classes are Cityscapes' 19-class train ids
-        raise RankingError(f'--normalize True needs the 19 Cityscapes classes, the config has NUM_CLASSES '
-                           f'{cfg.NUM_CLASSES}; rank with --normalize False')
+    if normalize and cfg.NUM_CLASSES != 19 and not target_rare_classes(cfg):
+        # the default rare classes are Cityscapes' 19-class train ids
+        raise RankingError(f'--normalize True needs the 19 Cityscapes classes or a class file with "rare" '
+                           f'(TRAIN.INFO_TARGET), the config has NUM_CLASSES {cfg.NUM_CLASSES}; rank with '
+                           f'--normalize False')
     check_writable_dir(out_dir, '--out-dir')  # before any work
     snapshot_dir = Path(cfg.TRAIN.SNAPSHOT_DIR)
     if best_iter is None:
@@ -212,6 +231,8 @@ def run_ranking(cfg, best_iter, normalize, lambda1, out_dir):
     print('Loading the generator:', checkpoint)
     load_for_evaluation(model, checkpoint, device)
     dataset = build_target_dataset(cfg)
+    if getattr(dataset, 'PSEUDO_LABELS_KEEP_PATHS', False):
+        check_distinct_pseudo_labels(dict.fromkeys(dataset.img_ids), dataset.list_path)
     with numeric_settings(cfg.ALLOW_TF32):
         easy, hard, _ = rank_target_images(model, dataset, cfg.TRAIN.INPUT_SIZE_TARGET, device, out_dir, normalize,
                                            lambda1, cfg.NUM_WORKERS, checkpoint)

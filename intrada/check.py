@@ -16,7 +16,7 @@ import numpy as np
 
 from advent.cli import base_parser, config_from_args, device_line, print_header, run_guarded
 from advent.dataset.base_dataset import DatasetError, image_size_of
-from advent.domain_adaptation.config import DATASET_DIR, PROJECT_ROOT
+from advent.domain_adaptation.config import DATASET_DIR, PROJECT_ROOT, STAGE3_TARGETS
 from advent.errors import UserError
 
 OK, WARN, FAIL = 'ok', 'WARN', 'FAIL'
@@ -113,9 +113,9 @@ def dataset_jobs(cfg):
     from advent.domain_adaptation.experiment import build_source_dataset, build_target_dataset, build_test_dataset
     return [
         ('source', cfg.DATA_LIST_SOURCE.format(cfg.TRAIN.SET_SOURCE), build_source_dataset,
-         cfg.SOURCE == 'CityscapesEasy'),
+         cfg.SOURCE in ('CityscapesEasy', 'FolderEasy')),
         ('target', cfg.DATA_LIST_TARGET.format(cfg.TRAIN.SET_TARGET), build_target_dataset,
-         cfg.TARGET == 'CityscapesHard'),
+         cfg.TARGET in STAGE3_TARGETS),
         ('val', cfg.TEST.DATA_LIST_TARGET.format(cfg.TEST.SET_TARGET), build_test_dataset, False),
     ]
 
@@ -143,12 +143,14 @@ def check_datasets(report, cfg, samples):
 
 def check_labels_present(report, role, dataset, files):
     from advent.dataset.base_dataset import WHERE_TO_GET
-    missing = [label for _, label in files.values() if not Path(label).is_file()]
+    labels = [label for _, label in files.values() if label is not None]  # a folder dataset's may lack one
+    missing = [label for label in labels if not Path(label).is_file()]
     if missing:
         report.add(FAIL, f'{role} labels', f'label {missing[0]} does not exist ({len(missing)} of the {len(files)} '
                                            f'labels are missing); expected {dataset.LAYOUT}; {WHERE_TO_GET}')
         return False
-    report.add(OK, f'{role} labels', f'all {len(files)} present')
+    unlabelled = f'; {len(files) - len(labels)} items without a label' if len(labels) < len(files) else ''
+    report.add(OK, f'{role} labels', f'all {len(labels)} present{unlabelled}')
     return True
 
 
@@ -164,7 +166,7 @@ def check_sample(report, role, dataset, files, samples, labelled):
             image, label = files[name]
             image_sizes.add('x'.join(map(str, image_size_of(image, 'image'))))
             dataset.get_image(image)
-            if not labelled:
+            if not labelled or label is None:
                 continue
             warning = check_label(dataset, image, label) or warning
     except UserError as e:

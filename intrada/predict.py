@@ -124,9 +124,10 @@ class ImageFiles(data.Dataset):
         return index, torch.from_numpy(network_input.copy()), np.asarray(photo), None
 
 
-def save_prediction(photo, prediction, entropy, base, overwrite):
+def save_prediction(photo, prediction, entropy, base, overwrite, colours=None):
     """The four PNGs of one image, each atomic; an existing one is kept unless `overwrite`."""
-    images = {'trainIds': Image.fromarray(prediction), **prediction_images(photo, prediction, entropy)}
+    images = {'trainIds': Image.fromarray(prediction), **prediction_images(photo, prediction, entropy,
+                                                                            colours=colours)}
     for kind in OUTPUT_KINDS:
         path = output_path(base, kind)
         if overwrite or not path.exists():
@@ -134,9 +135,10 @@ def save_prediction(photo, prediction, entropy, base, overwrite):
 
 
 def predict_files(models, weights, files, bases, input_size, mean, device, batch_size=1, num_workers=0,
-                  overwrite=False):
-    """Predict `files` and write their outputs (output_bases). Returns (written, skipped,
-    failures): image counts and one line per file that could not be read."""
+                  overwrite=False, colours=None):
+    """Predict `files` and write their outputs (output_bases), colour masks in `colours` (a class
+    file's palette; default the Cityscapes one). Returns (written, skipped, failures): image
+    counts and one line per file that could not be read."""
     todo = [i for i, base in enumerate(bases)
             if overwrite or not all(output_path(base, kind).exists() for kind in OUTPUT_KINDS)]
     loader = data.DataLoader(ImageFiles([files[i] for i in todo], input_size, mean), batch_size=batch_size,
@@ -151,7 +153,7 @@ def predict_files(models, weights, files, bases, input_size, mean, device, batch
                 sizes = [(photo.shape[1], photo.shape[0]) for _, _, photo, _ in good]
                 for (index, _, photo, _), (prediction, entropy) in zip(good, segment(models, weights, images, sizes)):
                     writer.submit(save_prediction, photo, prediction.cpu().numpy(), entropy.cpu().numpy(),
-                                  bases[todo[index]], overwrite)
+                                  bases[todo[index]], overwrite, colours)
                 written += len(good)
     return written, len(files) - len(todo), failures
 
@@ -196,6 +198,17 @@ def resolve_ensemble(args, cfg):
     return checkpoints, names, multi, weights
 
 
+def target_colours(cfg):
+    """The palette of a folder target's class file (TEST.INFO_TARGET), None for Cityscapes."""
+    from advent.dataset.folder import check_num_classes, load_class_file
+    from advent.domain_adaptation.experiment import FOLDER_KINDS
+    if cfg.TARGET not in FOLDER_KINDS:
+        return None
+    info = load_class_file(cfg.TEST.INFO_TARGET, 'TEST.INFO_TARGET')
+    check_num_classes(cfg.TEST.INFO_TARGET, info, cfg.NUM_CLASSES)
+    return info['palette']
+
+
 def run(args):
     """The command: returns the failure lines (empty when every image was written)."""
     cfg = load_config(args.cfg)
@@ -219,7 +232,7 @@ def run(args):
     with numeric_settings(cfg.ALLOW_TF32):  # strict fp32 by default, as evaluation and ranking
         written, skipped, failures = predict_files(models, weights, files, output_bases(files, args.out_dir),
                                                    input_size, cfg.TEST.IMG_MEAN, device, batch_size, num_workers,
-                                                   args.overwrite)
+                                                   args.overwrite, target_colours(cfg))
     print(f'{written} images predicted into {args.out_dir}'
           + (f'; {skipped} skipped, their outputs exist (--overwrite replaces them)' if skipped else ''))
     for line in failures:

@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+import folderdata
 import tinydata
 from advent.cli import run_guarded, train_main
 from advent.cli import test_main as eval_main  # (a test_ name would be collected)
@@ -36,7 +37,7 @@ def weights(tmp_path_factory):
     """State dicts of a fresh DeepLabv2-tiny: 19 and 16 classes."""
     folder = tmp_path_factory.mktemp('weights')
     torch.manual_seed(0)
-    for classes in (19, 16):
+    for classes in (19, 16, 5):
         torch.save(get_deeplab_v2(classes, True, 'DeepLabv2-tiny').state_dict(), folder / f'tiny{classes}.pth')
     return folder
 
@@ -441,6 +442,120 @@ def _(ctx):
     label = ctx.rank / 'color_masks' / tinydata.CS_TRAIN[1].split('/')[-1]
     Image.fromarray(np.full((tinydata.H, tinydata.W), 77, np.uint8)).save(label)
     return 'intrada-train', ['--cfg', ctx.stage3(TRAIN={'DA_METHOD': 'SourceOnly'})], [str(label), '77', '0..18']
+
+
+# --- folder datasets (SPEC 11) -------------------------------------------------------
+
+def folder_tree(ctx):
+    """A 5-class folder tree in the case's world, and a snapshot folder with a 5-class model_2.pth."""
+    tree = folderdata.make_folder_tree(ctx.tmp / 'ftree')
+    (ctx.snap_root / 'folder').mkdir()
+    (ctx.snap_root / 'folder' / 'model_2.pth').write_bytes((ctx.weights / 'tiny5.pth').read_bytes())
+    return tree
+
+
+def folder_config(ctx, tree, **sections):
+    cfg = folderdata.folder_stage1_config(tree, ctx.snap_root, EXP_NAME='folder', **sections)
+    cfg['TEST'].update(SNAPSHOT_MAXITER=2)
+    return ctx.write(cfg)
+
+
+def edit_lines(path, edit):
+    lines = Path(path).read_text().splitlines()
+    Path(path).write_text(''.join(f'{line}\n' for line in edit(lines)))
+
+
+@case('folder_list_line_with_three_fields')
+def _(ctx):
+    tree = folder_tree(ctx)
+    edit_lines(tree / 'source' / 'all.txt', lambda lines: [lines[0], lines[1] + ' extra', *lines[2:]])
+    return 'train', ['--cfg', folder_config(ctx, tree)], [f'{tree / "source" / "all.txt"}:2', '3 fields', 'IMAGE LABEL']
+
+
+@case('folder_duplicate_image')
+def _(ctx):
+    tree = folder_tree(ctx)
+    edit_lines(tree / 'source' / 'all.txt', lambda lines: lines + [lines[0].split()[0] + ' ' + lines[1].split()[1]])
+    return 'train', ['--cfg', folder_config(ctx, tree)], [f'{tree / "source" / "all.txt"}:4', 'duplicate',
+                                                          'images/a/scene.png']
+
+
+@case('folder_missing_label')
+def _(ctx):
+    tree = folder_tree(ctx)
+    label = tree / 'source' / 'labels' / folderdata.SOURCE_NAMES[1]
+    label.unlink()
+    return 'train', ['--cfg', folder_config(ctx, tree)], [str(label), 'does not exist']
+
+
+@case('folder_label_of_another_size', during_run=True)
+def _(ctx):
+    tree = folder_tree(ctx)
+    label = tree / 'target' / 'labels' / folderdata.TARGET_VAL[1]
+    Image.open(label).resize((32, 16), Image.NEAREST).save(label)
+    return 'test', ['--cfg', folder_config(ctx, tree)], [str(label), '32x16', 'same size']
+
+
+@case('folder_label_value_outside_the_classes', during_run=True)
+def _(ctx):
+    tree = folder_tree(ctx)
+    label = tree / 'target' / 'labels' / folderdata.TARGET_VAL[0]
+    folderdata.write_label(label, np.full((folderdata.H, folderdata.W), 7, np.uint8))
+    return 'test', ['--cfg', folder_config(ctx, tree)], [str(label), 'value 7', '0..4']
+
+
+@case('folder_val_item_without_label')
+def _(ctx):
+    tree = folder_tree(ctx)
+    edit_lines(tree / 'target' / 'val.txt', lambda lines: [lines[0], lines[1].split()[0]])
+    return 'test', ['--cfg', folder_config(ctx, tree)], [str(tree / 'target' / 'val.txt'), 'no label',
+                                                         folderdata.TARGET_VAL[1]]
+
+
+@case('folder_images_sharing_a_pseudo_label')
+def _(ctx):
+    tree = folder_tree(ctx)
+    image = tree / 'target' / 'images' / folderdata.TARGET_TRAIN[0]
+    Image.open(image).save(image.with_suffix('.jpg'))
+    edit_lines(tree / 'target' / 'train.txt', lambda lines: lines + [lines[0].replace('.png', '.jpg')])
+    return 'entropy', ctx.entropy(cfg=folder_config(ctx, tree)), [str(tree / 'target' / 'train.txt'),
+                                                                   'share the pseudo-label']
+
+
+@case('folder_class_file_without_label')
+def _(ctx):
+    tree = folder_tree(ctx)
+    info = folderdata.class_file(tree / 'source' / 'info.json', raw=True, label=None)
+    return 'train', ['--cfg', folder_config(ctx, tree)], [str(info), "'label'"]
+
+
+@case('folder_class_file_without_palette')
+def _(ctx):
+    tree = folder_tree(ctx)
+    info = folderdata.class_file(tree / 'target' / 'info.json', palette=None)
+    return 'train', ['--cfg', folder_config(ctx, tree)], [str(info), "'palette'"]
+
+
+@case('folder_palette_of_the_wrong_length')
+def _(ctx):
+    tree = folder_tree(ctx)
+    info = folderdata.class_file(tree / 'source' / 'info.json', raw=True, palette=folderdata.PALETTE[:4])
+    return 'train', ['--cfg', folder_config(ctx, tree)], [str(info), 'palette', '4 colours', '5 classes']
+
+
+@case('folder_classes_differ_between_source_and_target')
+def _(ctx):
+    tree = folder_tree(ctx)
+    target_info = folderdata.class_file(tree / 'target' / 'info.json', label=folderdata.CLASSES[::-1])
+    return 'train', ['--cfg', folder_config(ctx, tree)], [str(tree / 'source' / 'info.json'), str(target_info),
+                                                          'different classes']
+
+
+@case('folder_num_classes_disagrees_with_the_class_file')
+def _(ctx):
+    tree = folder_tree(ctx)
+    return 'train', ['--cfg', folder_config(ctx, tree, NUM_CLASSES=6)], [str(tree / 'source' / 'info.json'),
+                                                                         '5 classes', 'NUM_CLASSES 6']
 
 
 # -------------------------------------------------------------------------------------

@@ -21,10 +21,10 @@ STAGE_SCRIPTS = {'advent/scripts/train.py', 'advent/scripts/test.py', 'entropy_r
 NOT_RUN = {('module', 'pytest'), ('module', 'venv')}
 
 
-def readme_commands():
-    """Every command line of the README's bash blocks, and every inline `python ...` or
-    `intrada-...` command."""
-    text = (ROOT / 'README.md').read_text()
+def readme_commands(page=ROOT / 'README.md'):
+    """Every command line of the README's (or another page's) bash blocks, and every inline
+    `python ...` or `intrada-...` command."""
+    text = Path(page).read_text()
     lines = []
     for block in re.findall(r'```bash\n(.*?)```', text, re.S):
         for line in block.replace('\\\n', ' ').splitlines():
@@ -111,3 +111,71 @@ def test_the_readme_quick_demo_runs_and_its_piped_log_is_short(tmp_path):
     assert proc.returncode == 0 and 'Traceback' not in text, text[-3000:]
     assert '\r' not in text  # no progress-bar redraws
     assert 'IntraDA (stage 3)' in text and len(text.splitlines()) < 200
+
+
+# docs/your_own_data.md: every command, in order, from a scratch folder. The generator writes
+# a few scenes; the configs the page names are copied with their data and experiment paths
+# moved into that folder and a two-iteration schedule (the mechanism of the check test above:
+# the page's commands, tiny configs). The entry points run in this process (the --help test
+# above starts each one as a program), which saves a Python start and a torch import each.
+OWN_DATA_PAGE = ROOT / 'docs' / 'your_own_data.md'
+TINY_GENERATOR = ['--n-source', '3', '--n-target-train', '4', '--n-target-val', '2', '--size', '64', '32']
+TINY_SIZE = [64, 32]
+
+
+def tiny_copy(value, folder):
+    """A config with its project-relative data/ and experiments/ paths under `folder`."""
+    if isinstance(value, dict):
+        return {key: tiny_copy(item, folder) for key, item in value.items()}
+    if isinstance(value, list):
+        return [tiny_copy(item, folder) for item in value]
+    if isinstance(value, str) and value.startswith(('data/', 'experiments/')):
+        return str(folder / re.sub(r'model_\d+\.pth$', 'model_2.pth', value))
+    return value
+
+
+def in_process(entry):
+    """The function behind an entry point: argv -> exit status."""
+    from advent.cli import run_guarded, test_main, train_main
+    from entropy_rank import entropy
+    from intrada import check, pipeline
+    from intrada.demo.synthetic import cli as synthetic
+    return {('module', 'intrada.demo.synthetic'): synthetic.main, ('module', 'intrada.check'): check.console_main,
+            ('module', 'intrada.pipeline'): pipeline.main,
+            ('script', 'advent/scripts/train.py'): train_main, ('script', 'intrada/train.py'): train_main,
+            ('script', 'advent/scripts/test.py'): test_main, ('script', 'intrada/test.py'): test_main,
+            ('script', 'entropy_rank/entropy.py'): lambda argv: run_guarded(entropy.main, entropy.get_arguments(argv)),
+            }[entry]
+
+
+def test_the_own_data_page_runs_as_written(tmp_path, monkeypatch, capsys, one_torch_thread):
+    import yaml
+    commands = readme_commands(OWN_DATA_PAGE)
+    configs = {}
+    for name in dict.fromkeys(w for c in commands for w in shlex.split(c) if w.startswith('configs/')):
+        cfg = tiny_copy(yaml.safe_load((ROOT / name).read_text()), tmp_path)
+        cfg.update(GPU_ID=-1, NUM_WORKERS=0, EXP_ROOT=str(tmp_path / 'experiments'),
+                   EXP_ROOT_SNAPSHOT=str(tmp_path / 'experiments' / 'snapshots'),
+                   EXP_ROOT_LOGS=str(tmp_path / 'experiments' / 'logs'))
+        cfg['TRAIN'].update(MAX_ITERS=4, EARLY_STOP=2, SAVE_PRED_EVERY=2, INPUT_SIZE_SOURCE=TINY_SIZE,
+                            INPUT_SIZE_TARGET=TINY_SIZE)
+        cfg['TEST'].update(SNAPSHOT_STEP=2, SNAPSHOT_MAXITER=2, INPUT_SIZE_TARGET=TINY_SIZE,
+                           OUTPUT_SIZE_TARGET=TINY_SIZE)
+        configs[name] = str(write_config(tmp_path / name, cfg))
+    monkeypatch.chdir(tmp_path)  # the page's relative paths (the generator's folder, --out-dir) land here
+    ran = []
+    for command in commands:
+        entry = entry_point(command)
+        words = [configs.get(word, word) for word in shlex.split(command)]
+        extra = TINY_GENERATOR if entry == ('module', 'intrada.demo.synthetic') else []
+        status = in_process(entry)(words[3 if entry[0] == 'module' else 2:] + extra)
+        output = capsys.readouterr()
+        assert status == 0, f'{command}:\n{output.out[-2000:]}\n{output.err[-2000:]}'
+        ran.append(entry[1])
+        if entry == ('module', 'intrada.check'):
+            assert 'checks passed' in output.out
+    assert ran[:2] == ['intrada.demo.synthetic', 'intrada.check'] and 'intrada.pipeline' in ran
+    assert {'advent/scripts/train.py', 'entropy_rank/entropy.py', 'intrada/test.py'} <= set(ran)
+    rank = tmp_path / 'experiments' / 'folder_demo_rank'
+    assert len((rank / 'easy_split.txt').read_text().split()) == 2
+    assert (tmp_path / 'experiments' / 'snapshots' / 'folder_demo_intrada' / 'all_res.json').is_file()

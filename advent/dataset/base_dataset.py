@@ -12,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils import data
 
 from advent.errors import UserError
+from advent.utils.serialization import json_load
 
 LABEL_MODES = ('L', 'P', 'I', 'I;16')
 
@@ -27,6 +28,14 @@ class DatasetError(UserError, ValueError):
 def read_list_file(list_path):
     """Names in a list file: one a line; blank lines and CRLF endings are fine;
     duplicates and names that leave the dataset folder are refused."""
+    return [entry[0] for entry in read_list_entries(list_path)]
+
+
+def read_list_entries(list_path, max_fields=None):
+    """The entries of a list file, each a tuple of its fields: the whole line as one name
+    (max_fields None) or up to `max_fields` whitespace-separated paths (the DeepLab list
+    format, `IMAGE [LABEL]`). Blank lines and CRLF endings are fine; a repeated first field
+    and paths that leave the dataset folder are refused, naming the file and line."""
     path = Path(list_path)
     if not path.is_file():
         raise DatasetError(f'list file {path} does not exist')
@@ -34,22 +43,26 @@ def read_list_file(list_path):
         lines = path.read_text().splitlines()
     except UnicodeDecodeError:
         raise DatasetError(f'list file {path} is not a text file') from None
-    names, seen = [], set()
+    entries, seen = [], set()
     for number, line in enumerate(lines, 1):
-        name = line.strip()
-        if not name:
+        fields = (line.strip(),) if max_fields is None else tuple(line.split())
+        if not fields or not fields[0]:
             continue
-        pure = PurePosixPath(name.replace('\\', '/'))
-        if pure.is_absolute() or '..' in pure.parts:
-            raise DatasetError(f'{path}:{number}: name {name!r} leaves the dataset folder '
-                               f'(expected a relative path such as city/city_000000_000019_leftImg8bit.png)')
-        if name in seen:
-            raise DatasetError(f'{path}:{number}: duplicate name {name!r}')
-        seen.add(name)
-        names.append(name)
-    if not names:
+        if max_fields is not None and len(fields) > max_fields:
+            raise DatasetError(f'{path}:{number}: {len(fields)} fields {line.strip()!r}, expected IMAGE or '
+                               f'IMAGE LABEL (paths relative to the dataset folder, without spaces)')
+        for name in fields:
+            pure = PurePosixPath(name.replace('\\', '/'))
+            if pure.is_absolute() or '..' in pure.parts:
+                raise DatasetError(f'{path}:{number}: name {name!r} leaves the dataset folder '
+                                   f'(expected a relative path such as city/city_000000_000019_leftImg8bit.png)')
+        if fields[0] in seen:
+            raise DatasetError(f'{path}:{number}: duplicate name {fields[0]!r}')
+        seen.add(fields[0])
+        entries.append(fields)
+    if not entries:
         raise DatasetError(f'list file {path} holds no names')
-    return names
+    return entries
 
 
 def open_image(file, what='image'):
@@ -115,6 +128,9 @@ class BaseDataset(data.Dataset):
     # how to name them in a message; the loader maps unknown ids to 255, intrada.check reports them.
     LABEL_IDS = None
     LABEL_IDS_TEXT = ''
+    # True when every list item has a label (the canonical datasets; a folder dataset's
+    # items may lack one, SPEC 11).
+    labelled = True
 
     def __init__(self, root, list_path, set_, max_iters, image_size, labels_size, mean):
         self.root = Path(root)
@@ -127,7 +143,7 @@ class BaseDataset(data.Dataset):
             raise DatasetError(f'dataset folder {self.root} does not exist; expected {self.LAYOUT}; {WHERE_TO_GET}')
         if next(self.root.iterdir(), None) is None:
             raise DatasetError(f'dataset folder {self.root} is empty; expected {self.LAYOUT}; {WHERE_TO_GET}')
-        self.img_ids = read_list_file(self.list_path)
+        self.img_ids = self.read_names()
         if max_iters is not None:
             self.img_ids = self.img_ids * int(np.ceil(float(max_iters) / len(self.img_ids)))
         # The list may repeat (max_iters); look each name up once.
@@ -138,6 +154,9 @@ class BaseDataset(data.Dataset):
             raise DatasetError(f'image {missing[0]} (listed in {self.list_path}) does not exist '
                                f'({len(missing)} of the {len(metadata)} listed images are missing); '
                                f'expected {self.LAYOUT}; {WHERE_TO_GET}')
+
+    def read_names(self):
+        return read_list_file(self.list_path)
 
     def get_metadata(self, name):
         raise NotImplementedError
@@ -158,7 +177,7 @@ class BaseDataset(data.Dataset):
         img_file, label_file, name = self.files[index]
         label = self.get_train_ids(label_file)
         image = self.preprocess(self.get_image(img_file))
-        if self.LABEL_SIZE_MUST_MATCH and getattr(self, 'load_labels', True):
+        if self.LABEL_SIZE_MUST_MATCH and label_file is not None and getattr(self, 'load_labels', True):
             self.check_label_size(img_file, label_file)
         return image.copy(), label, np.array(image.shape), name
 
@@ -187,6 +206,25 @@ class SyntheticSourceDataset(BaseDataset):
     def get_train_ids(self, label_file):
         # float32 labels, as the original returned them
         return self.map_labels(self.get_labels(label_file)).astype(np.float32)
+
+
+def read_json_file(path, description):
+    """A JSON file's content; a missing or broken file is a DatasetError starting with `description`."""
+    try:
+        return json_load(path)
+    except FileNotFoundError:
+        raise DatasetError(f'{description} does not exist') from None
+    except ValueError as e:
+        raise DatasetError(f'{description} is not valid JSON ({e})') from None
+
+
+def check_train_ids(ids, label_file, num_classes, what):
+    """`ids` (a label map read as train ids), refused when a value is not a class or 255."""
+    bad = (ids != 255) & ((ids < 0) | (ids >= num_classes))
+    if bad.any():
+        raise DatasetError(f'{what} {label_file} holds the value {int(ids[bad][0])}: expected train ids '
+                           f'0..{num_classes - 1} or 255 (ignore)')
+    return ids
 
 
 class IdMapper:

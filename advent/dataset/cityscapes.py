@@ -2,9 +2,8 @@ from pathlib import Path
 
 import numpy as np
 
-from advent.dataset.base_dataset import BaseDataset, DatasetError, IdMapper
+from advent.dataset.base_dataset import BaseDataset, DatasetError, IdMapper, check_train_ids, read_json_file
 from advent.domain_adaptation.config import DATASET_DIR
-from advent.utils.serialization import json_load
 
 DEFAULT_INFO_PATH = str(DATASET_DIR / 'cityscapes_list' / 'info.json')
 
@@ -29,6 +28,7 @@ class CityscapesDataSet(BaseDataset):
         self.load_labels = load_labels
         self.info = load_info(info_path)
         self.class_names = np.array(self.info['label'], dtype=str)
+        self.palette = self.info['palette']
         self.map_labels = IdMapper(self.info['label2train'])
 
     def get_metadata(self, name):
@@ -69,21 +69,12 @@ class CityscapesPseudoDataSet(CityscapesDataSet):
         return img_file, self.pseudo_label_dir / name.split('/')[-1]
 
     def get_train_ids(self, label_file):
-        ids = self.get_labels(label_file).astype(np.int64)
-        bad = (ids != 255) & ((ids < 0) | (ids >= len(self.class_names)))
-        if bad.any():
-            raise DatasetError(f'pseudo-label {label_file} holds the value {int(ids[bad][0])}: expected train ids '
-                               f'0..{len(self.class_names) - 1} or 255 (ignore)')
-        return ids
+        return check_train_ids(self.get_labels(label_file).astype(np.int64), label_file, len(self.class_names),
+                               'pseudo-label')
 
 
 def load_info(info_path):
-    try:
-        info = json_load(info_path)
-    except FileNotFoundError:
-        raise DatasetError(f'info file {info_path} does not exist') from None
-    except ValueError as e:
-        raise DatasetError(f'info file {info_path} is not valid JSON ({e})') from None
+    info = read_json_file(info_path, f'info file {info_path}')
     for key in ('label', 'label2train', 'palette'):
         if key not in info:
             raise DatasetError(f'info file {info_path} lacks the key {key!r}')

@@ -122,8 +122,8 @@ cfg = default_config()
 
 # Allowed values of a few string keys, checked after a merge.
 CHOICES = {
-    'SOURCE': ('GTA', 'SYNTHIA', 'CityscapesEasy'),
-    'TARGET': ('Cityscapes', 'CityscapesHard'),
+    'SOURCE': ('GTA', 'SYNTHIA', 'CityscapesEasy', 'Folder', 'FolderEasy'),
+    'TARGET': ('Cityscapes', 'CityscapesHard', 'Folder', 'FolderHard'),
     'TRAIN.DA_METHOD': ('AdvEnt', 'MinEnt', 'SourceOnly', 'BNOnly'),
     'TRAIN.AMP': ('', 'bf16', 'fp16'),
     'TEST.MODE': ('best', 'single'),
@@ -131,6 +131,8 @@ CHOICES = {
 POSITIVE_INTS = ('NUM_CLASSES', 'TRAIN.BATCH_SIZE_SOURCE', 'TRAIN.BATCH_SIZE_TARGET', 'TRAIN.MAX_ITERS',
                  'TRAIN.EARLY_STOP', 'TRAIN.SAVE_PRED_EVERY', 'TRAIN.TENSORBOARD_VIZRATE',
                  'TEST.SNAPSHOT_STEP', 'TEST.SNAPSHOT_MAXITER', 'TEST.BATCH_SIZE_TARGET')
+# Stage 3's targets: the hard split of a ranking (SPEC 9, 11).
+STAGE3_TARGETS = ('CityscapesHard', 'FolderHard')
 SIZE_KEYS = ('TRAIN.INPUT_SIZE_SOURCE', 'TRAIN.INPUT_SIZE_TARGET', 'TEST.INPUT_SIZE_TARGET',
              'TEST.OUTPUT_SIZE_TARGET')
 
@@ -305,7 +307,7 @@ def finalize_paths(c, exp_suffix=''):
         c.TEST.SNAPSHOT_DIR[0] = str(Path(c.EXP_ROOT_SNAPSHOT) / c.EXP_NAME)
     # Stage 1 evaluates on DATA_LIST_TARGET's val list, as the original did, unless the
     # config names TEST.DATA_LIST_TARGET; stage 3 (target = the hard split) always uses the latter.
-    if c.TARGET != 'CityscapesHard' and c.TEST.DATA_LIST_TARGET == default_config().TEST.DATA_LIST_TARGET:
+    if c.TARGET not in STAGE3_TARGETS and c.TEST.DATA_LIST_TARGET == default_config().TEST.DATA_LIST_TARGET:
         c.TEST.DATA_LIST_TARGET = c.DATA_LIST_TARGET
     if c.DATA_DIRECTORY_PSEUDO_LABELS == '':
         c.DATA_DIRECTORY_PSEUDO_LABELS = str(Path(c.DATA_LIST_SOURCE).parent / 'color_masks')

@@ -20,16 +20,20 @@ from torch import nn
 from torch.utils import data
 
 from advent.dataset.base_dataset import BaseDataset
+from advent.dataset.synthia import CITYSCAPES_16_FROM_19
 from advent.errors import UserError
 from advent.utils import distributed
 from advent.utils.func import fast_hist, per_class_iu
 from advent.utils.precision import numeric_settings
 from advent.utils.progress import progress_bar
 from advent.utils.serialization import json_dump, json_load, load_model_weights
+from advent.utils.viz_segmask import CLASS_COLOURS
 
 CACHE_NAME = 'all_res.json'
 # Among the 16 SYNTHIA classes, the 13 reported without wall, fence and pole.
 CLASSES_13_OF_16 = [0, 1, 2, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+# The names of those 16 (info16.json); another 16-class problem (a folder dataset's) has no mIoU13.
+SYNTHIA_16_NAMES = [CLASS_COLOURS[i][0] for i in CITYSCAPES_16_FROM_19]
 
 
 class EvaluationError(UserError, RuntimeError):
@@ -195,9 +199,13 @@ def display_stats(cfg, class_names, ious):
         print(f'{name}\t{round(float(iou) * 100, 2)}')
 
 
-def print_miou(cfg, ious, prefix):
+def reports_miou13(class_names):
+    return [str(name) for name in class_names] == SYNTHIA_16_NAMES
+
+
+def print_miou(ious, prefix, class_names):
     print(f'{prefix}{miou_percent(ious)}')
-    if cfg.NUM_CLASSES == 16:
+    if reports_miou13(class_names):
         print(f'mIoU13 = \t{miou_percent(ious, CLASSES_13_OF_16)}')
 
 
@@ -210,7 +218,7 @@ def iou_summary(ious, class_names):
 def write_iou_table(path, checkpoint, ious, class_names):
     """The per-class IoU table (percent) as JSON beside the checkpoint."""
     table = {'checkpoint': str(checkpoint), **iou_summary(ious, class_names)}
-    if len(ious) == 16:
+    if reports_miou13(class_names):
         table['mIoU13'] = miou_percent(ious, CLASSES_13_OF_16)
     json_dump(table, path)
 
@@ -233,8 +241,8 @@ def eval_single(cfg, models, device, test_loader, interp, fixed_test_size, verbo
     hist = confusion_matrix(models, cfg.TEST.MODEL_WEIGHT, test_loader, cfg.NUM_CLASSES, device, interp,
                             fixed_test_size, desc='evaluating')
     ious = per_class_iu(hist)
-    print_miou(cfg, ious, 'mIoU = \t')
     class_names = test_loader.dataset.class_names
+    print_miou(ious, 'mIoU = \t', class_names)
     if verbose:
         display_stats(cfg, class_names, ious)
     first = Path(cfg.TEST.RESTORE_FROM[0])
@@ -324,7 +332,7 @@ def eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose
         if cur_best_miou < computed_miou:
             cur_best_miou, cur_best_model = computed_miou, str(restore_from)
         print('\tCurrent mIoU:', computed_miou)
-        if cfg.NUM_CLASSES == 16:
+        if reports_miou13(class_names):
             print('\tCurrent mIoU13:', miou_percent(ious, CLASSES_13_OF_16))
         print('\tCurrent best model:', cur_best_model)
         print('\tCurrent best mIoU:', cur_best_miou)

@@ -7,12 +7,13 @@ import numpy as np
 import torch
 from torch.utils import data
 
-from advent.dataset.base_dataset import DatasetError
+from advent.dataset.base_dataset import DatasetError, read_json_file
 from advent.dataset.cityscapes import CityscapesDataSet, CityscapesPseudoDataSet
+from advent.dataset.folder import FolderDataSet, FolderPseudoDataSet, load_class_file
 from advent.dataset.gta5 import GTA5DataSet
 from advent.dataset.loader import build_train_loader
 from advent.dataset.synthia import SYNTHIADataSet
-from advent.domain_adaptation.config import ConfigError, dump_yaml
+from advent.domain_adaptation.config import DATASET_DIR, ConfigError, dump_yaml
 from advent.domain_adaptation.eval_UDA import evaluate_domain_adaptation
 from advent.domain_adaptation.optim import saved_by_original_sgd
 from advent.domain_adaptation.train_UDA import find_resume_state, train_domain_adaptation
@@ -28,29 +29,87 @@ def build_segmenter(name, num_classes, multi_level):
     return get_deeplab_v2(num_classes=num_classes, multi_level=multi_level, variant=name)
 
 
+FOLDER_KINDS = ('Folder', 'FolderEasy', 'FolderHard')
+# The classes of the canonical sources, for the comparison with a folder dataset's class file.
+CANONICAL_CLASS_FILES = {'GTA': DATASET_DIR / 'cityscapes_list' / 'info.json',
+                         'SYNTHIA': DATASET_DIR / 'cityscapes_list' / 'info16.json'}
+
+
+def class_files(cfg):
+    """(config key, class file, whether a folder dataset reads it) of the source, the target
+    and the val set."""
+    folder_target = cfg.TARGET in FOLDER_KINDS
+    if cfg.SOURCE in CANONICAL_CLASS_FILES:
+        source = (f'SOURCE {cfg.SOURCE}', str(CANONICAL_CLASS_FILES[cfg.SOURCE]), False)
+    elif cfg.SOURCE == 'Folder':
+        source = ('TRAIN.INFO_SOURCE', cfg.TRAIN.INFO_SOURCE, True)
+    else:  # stage 3: the easy split is target data
+        source = ('TRAIN.INFO_TARGET', cfg.TRAIN.INFO_TARGET, cfg.SOURCE == 'FolderEasy')
+    return [source, ('TRAIN.INFO_TARGET', cfg.TRAIN.INFO_TARGET, folder_target),
+            ('TEST.INFO_TARGET', cfg.TEST.INFO_TARGET, folder_target)]
+
+
+def check_class_files(cfg):
+    """With a folder dataset on either side: source, target and val name the same classes in
+    the same order (SPEC 11). The canonical pairs are left as the original had them."""
+    if cfg.SOURCE not in FOLDER_KINDS and cfg.TARGET not in FOLDER_KINDS:
+        return
+    names = {}
+    for key, path, folder in class_files(cfg):
+        if path not in names:
+            # a canonical dataset's info file (info.json) is read as the original read it
+            info = load_class_file(path, key) if folder else read_json_file(path, f'info file {path} ({key})')
+            names[path] = (key, info.get('label'))
+    (first, (first_key, first_names)), *others = names.items()
+    for path, (key, classes) in others:
+        if classes != first_names:
+            raise DatasetError(f'class files {first} ({first_key}) and {path} ({key}) name different classes (or '
+                               f'orders): {first_names} vs {classes}')
+
+
 def build_source_dataset(cfg):
+    check_class_files(cfg)
     common = dict(max_iters=cfg.TRAIN.MAX_ITERS * cfg.TRAIN.BATCH_SIZE_SOURCE,
                   crop_size=cfg.TRAIN.INPUT_SIZE_SOURCE, mean=cfg.TRAIN.IMG_MEAN)
     if cfg.SOURCE == 'GTA':
         return GTA5DataSet(cfg.DATA_DIRECTORY_SOURCE, cfg.DATA_LIST_SOURCE, set=cfg.TRAIN.SET_SOURCE, **common)
     if cfg.SOURCE == 'SYNTHIA':
         return SYNTHIADataSet(cfg.DATA_DIRECTORY_SOURCE, cfg.DATA_LIST_SOURCE, set=cfg.TRAIN.SET_SOURCE, **common)
+    if cfg.SOURCE == 'Folder':
+        return FolderDataSet(cfg.DATA_DIRECTORY_SOURCE, cfg.DATA_LIST_SOURCE, set=cfg.TRAIN.SET_SOURCE,
+                             info_path=cfg.TRAIN.INFO_SOURCE, num_classes=cfg.NUM_CLASSES, **common)
     # Stage 3: the easy split is a part of the target training set, with pseudo-labels.
     if not Path(cfg.DATA_LIST_SOURCE).is_file():
         raise DatasetError(f'easy split {cfg.DATA_LIST_SOURCE} does not exist: run stage 2 first, '
                            f'entropy_rank/entropy.py --out-dir {Path(cfg.DATA_LIST_SOURCE).parent}')
+    if cfg.SOURCE == 'FolderEasy':
+        return FolderPseudoDataSet(cfg.DATA_DIRECTORY_TARGET, cfg.DATA_LIST_SOURCE, cfg.DATA_DIRECTORY_PSEUDO_LABELS,
+                                   set=cfg.TRAIN.SET_TARGET, info_path=cfg.TRAIN.INFO_TARGET,
+                                   num_classes=cfg.NUM_CLASSES, **common)
     return CityscapesPseudoDataSet(cfg.DATA_DIRECTORY_TARGET, cfg.DATA_LIST_SOURCE, cfg.DATA_DIRECTORY_PSEUDO_LABELS,
                                    set=cfg.TRAIN.SET_TARGET, info_path=cfg.TRAIN.INFO_TARGET, **common)
 
 
 def build_target_dataset(cfg, max_iters=None):
     """The unlabelled target training images (no label file is opened)."""
+    check_class_files(cfg)
+    if cfg.TARGET in FOLDER_KINDS:
+        return FolderDataSet(cfg.DATA_DIRECTORY_TARGET, cfg.DATA_LIST_TARGET, set=cfg.TRAIN.SET_TARGET,
+                             info_path=cfg.TRAIN.INFO_TARGET, max_iters=max_iters,
+                             crop_size=cfg.TRAIN.INPUT_SIZE_TARGET, mean=cfg.TRAIN.IMG_MEAN,
+                             num_classes=cfg.NUM_CLASSES, load_labels=False)
     return CityscapesDataSet(cfg.DATA_DIRECTORY_TARGET, cfg.DATA_LIST_TARGET, set=cfg.TRAIN.SET_TARGET,
                              info_path=cfg.TRAIN.INFO_TARGET, max_iters=max_iters,
                              crop_size=cfg.TRAIN.INPUT_SIZE_TARGET, mean=cfg.TRAIN.IMG_MEAN, load_labels=False)
 
 
 def build_test_dataset(cfg):
+    check_class_files(cfg)
+    if cfg.TARGET in FOLDER_KINDS:
+        return FolderDataSet(cfg.DATA_DIRECTORY_TARGET, cfg.TEST.DATA_LIST_TARGET, set=cfg.TEST.SET_TARGET,
+                             info_path=cfg.TEST.INFO_TARGET, crop_size=cfg.TEST.INPUT_SIZE_TARGET,
+                             mean=cfg.TEST.IMG_MEAN, labels_size=cfg.TEST.OUTPUT_SIZE_TARGET,
+                             num_classes=cfg.NUM_CLASSES)
     return CityscapesDataSet(cfg.DATA_DIRECTORY_TARGET, cfg.TEST.DATA_LIST_TARGET, set=cfg.TEST.SET_TARGET,
                              info_path=cfg.TEST.INFO_TARGET, crop_size=cfg.TEST.INPUT_SIZE_TARGET,
                              mean=cfg.TEST.IMG_MEAN, labels_size=cfg.TEST.OUTPUT_SIZE_TARGET)
@@ -148,6 +207,9 @@ def run_evaluation(cfg):
             if not path or not Path(path).is_file():
                 raise ConfigError(f'TEST.RESTORE_FROM: {missing_checkpoint_message(path or repr(path))}')
     test_dataset = build_test_dataset(cfg)
+    if not test_dataset.labelled:
+        raise DatasetError(f'{test_dataset.list_path}: {test_dataset.first_unlabelled()!r} has no label; the mIoU '
+                           f'evaluation needs a label on every val item (IMAGE LABEL lines)')
     test_loader = data.DataLoader(test_dataset, batch_size=cfg.TEST.BATCH_SIZE_TARGET, num_workers=cfg.NUM_WORKERS,
                                   shuffle=False, pin_memory=torch.cuda.is_available())
     return evaluate_domain_adaptation(models, test_loader, cfg)

@@ -89,6 +89,7 @@ def train_loop(model, source_loader, target_loader, cfg, resume_state=None):
     world_size = distributed.get_world_size()
     is_main = distributed.is_main_process()
     num_classes = cfg.NUM_CLASSES
+    colours = getattr(getattr(target_loader, 'dataset', None), 'palette', None)  # a class file's, for TensorBoard
 
     model.train()
     model.to(device)
@@ -253,9 +254,9 @@ def train_loop(model, source_loader, target_loader, cfg, resume_state=None):
             for name, value in values.items():
                 writer.add_scalar(f'data/{name}', value, i_iter)
             if i_iter % cfg.TRAIN.TENSORBOARD_VIZRATE == cfg.TRAIN.TENSORBOARD_VIZRATE - 1:
-                draw_in_tensorboard(writer, images_source, i_iter, pred_src_main, num_classes, 'S')
+                draw_in_tensorboard(writer, images_source, i_iter, pred_src_main, num_classes, 'S', colours)
                 if pred_trg_main is not None:
-                    draw_in_tensorboard(writer, images_target, i_iter, pred_trg_main, num_classes, 'T')
+                    draw_in_tensorboard(writer, images_target, i_iter, pred_trg_main, num_classes, 'T', colours)
     if writer is not None:
         writer.close()
 
@@ -366,13 +367,14 @@ def make_summary_writer(cfg):
     return SummaryWriter(log_dir=cfg.TRAIN.TENSORBOARD_LOGDIR)
 
 
-def draw_in_tensorboard(writer, images, i_iter, pred_main, num_classes, type_):
-    """Input image, colour prediction and entropy map of the first item of a batch."""
+def draw_in_tensorboard(writer, images, i_iter, pred_main, num_classes, type_, colours=None):
+    """Input image, colour prediction (in `colours`, a class file's palette; default the
+    Cityscapes one) and entropy map of the first item of a batch."""
     from torchvision.utils import make_grid
     image = images[:3].detach().cpu().flip(1)  # BGR -> RGB for display
     writer.add_image(f'Image - {type_}', make_grid(image, 3, normalize=True), i_iter)
     prob = F.softmax(pred_main[:1].detach().float(), dim=1).cpu()[0]
-    mask = colorize_mask(prob.argmax(0).numpy().astype(np.uint8)).convert('RGB')
+    mask = colorize_mask(prob.argmax(0).numpy().astype(np.uint8), colours).convert('RGB')
     writer.add_image(f'Prediction - {type_}', torch.from_numpy(np.array(mask).transpose(2, 0, 1)), i_iter)
     entropy = -(prob * torch.log2(prob + 1e-30)).sum(0, keepdim=True)
     writer.add_image(f'Entropy - {type_}', make_grid(entropy, 3, normalize=True, value_range=(0, np.log2(num_classes))),

@@ -1,6 +1,6 @@
 """Procedural street scenes: a GTA5 -> Cityscapes stand-in that needs no download.
 
-python -m intrada.demo.synthetic OUT [--seed N] [--quick] [--contact-sheet PNG] ...
+python -m intrada.demo.synthetic OUT [--seed N] [--quick] [--contact-sheet PNG] [--folder-layout] ...
 """
 import argparse
 import json
@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from intrada.demo.synthetic.conditions import HARD_CONDITIONS
+from intrada.demo.synthetic.folder_layout import write_folder_layout
 from intrada.demo.synthetic.labels import colourise
 from intrada.demo.synthetic.scene import render_scene
 from intrada.demo.synthetic.writer import generate_benchmark
@@ -47,6 +48,9 @@ def main(argv=None):
     ap.add_argument('--hard-fraction', type=float, default=0.35)
     ap.add_argument('--workers', type=int, default=1)
     ap.add_argument('--contact-sheet', default=None, help='also write a contact sheet PNG here')
+    ap.add_argument('--folder-layout', action='store_true',
+                    help='also write the scenes in the folder layout of your own data, 7 classes (OUT/folder; '
+                         'docs/your_own_data.md)')
     args = ap.parse_args(argv)
     counts = (60, 40, 30) if args.quick else (600, 400, 300)
     n_source = args.n_source if args.n_source is not None else counts[0]
@@ -55,6 +59,8 @@ def main(argv=None):
     info = generate_benchmark(args.out, seed=args.seed, n_source=n_source, n_target_train=n_train,
                               n_target_val=n_val, size=tuple(args.size), hard_fraction=args.hard_fraction,
                               workers=args.workers, verbose=True)
+    if args.folder_layout:
+        info['folder_root'] = str(write_folder_layout(info))
     if args.contact_sheet:
         make_contact_sheet(args.contact_sheet, seed=args.seed, size=tuple(args.size))
     print(json.dumps(info, indent=1))

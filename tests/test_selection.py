@@ -62,10 +62,12 @@ def config(snapshots, selection):
 
 
 def val_dataset(root, list_path, labelled=True):
+    """The val set; labelled=False marks it as a list with items without a label (the
+    `labelled` attribute of the datasets), while its label loading stays on: an evaluator
+    that asked for a label would open a file."""
     dataset = CityscapesDataSet(root / 'cs', list_path, set='val', crop_size=INPUT_SIZE,
-                                mean=default_config().TEST.IMG_MEAN, labels_size=OUTPUT_SIZE, load_labels=labelled)
-    if not labelled:
-        dataset.labelled = False   # the interface of the datasets with unlabelled items
+                                mean=default_config().TEST.IMG_MEAN, labels_size=OUTPUT_SIZE)
+    dataset.labelled = labelled
     return dataset
 
 
@@ -218,13 +220,12 @@ def test_snapshot_retrained_in_place_is_evaluated_again(tree, monkeypatch):
 
 def test_unlabelled_val_opens_no_label_file(tree, monkeypatch, capsys):
     root, list_path, snapshots = tree
-    labelled_scores = {}
     counters = Counters(monkeypatch)
     evaluate(counters, val_dataset(root, list_path), config(snapshots, 'entropy'))
     labelled_scores = read_cache(snapshots)['label_free']
     (snapshots / 'all_res.json').unlink()
     capsys.readouterr()
-    shutil.rmtree(root / 'cs' / 'gtFine')   # any attempt to read a label would now fail
+    shutil.rmtree(root / 'cs' / 'gtFine')   # any attempt to read a label would now fail too
     opened = []
     open_image = base_dataset.open_image
     monkeypatch.setattr(base_dataset, 'open_image', lambda file, what='image': opened.append(str(file))

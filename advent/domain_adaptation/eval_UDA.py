@@ -167,8 +167,7 @@ class LabelCache:
     @staticmethod
     def _usable(loader):
         dataset = loader.dataset
-        if not (isinstance(dataset, BaseDataset) and type(dataset).__getitem__ is BaseDataset.__getitem__
-                and isinstance(loader.sampler, data.SequentialSampler)):
+        if not (standard_dataset(dataset) and isinstance(loader.sampler, data.SequentialSampler)):
             return False
         needed = len(dataset) * dataset.labels_size[0] * dataset.labels_size[1]
         available = available_memory()
@@ -185,16 +184,22 @@ class LabelCache:
                                     desc, keep_labels=kept, scores=scores)
             self.labels = kept
             return hist
-        return confusion_matrix(models, weights, self.images_loader(), self.num_classes, device, interp,
+        return confusion_matrix(models, weights, images_only(loader), self.num_classes, device, interp,
                                 fixed_test_size, desc, labels=self.labels, scores=scores)
 
-    def images_loader(self):
-        """A loader of the images alone (no label decoded) when enabled, else the loader itself."""
-        loader = self.test_loader
-        if not self.enabled:
-            return loader
-        return data.DataLoader(ImagesOnly(loader.dataset), batch_size=loader.batch_size,
-                               num_workers=loader.num_workers, pin_memory=loader.pin_memory)
+
+def standard_dataset(dataset):
+    """A dataset whose items BaseDataset makes (so ImagesOnly gives the same images)."""
+    return isinstance(dataset, BaseDataset) and type(dataset).__getitem__ is BaseDataset.__getitem__
+
+
+def images_only(loader):
+    """The loader's images without opening a label file (ImagesOnly) for a standard dataset;
+    other datasets' loaders as they are."""
+    if not standard_dataset(loader.dataset):
+        return loader
+    return data.DataLoader(ImagesOnly(loader.dataset), batch_size=loader.batch_size,
+                           num_workers=loader.num_workers, pin_memory=loader.pin_memory)
 
 
 def available_memory():
@@ -423,6 +428,6 @@ def evaluate_snapshot(cfg, model, checkpoint, device, test_loader, label_cache, 
         hist = label_cache.confusion_matrix([model], [1.0], device, interp, fixed_test_size, desc, scores=scores)
         results[i_iter] = per_class_iu(hist)
     else:
-        loader = test_loader if label_cache is None else label_cache.images_loader()
-        evaluation_pass([model], [1.0], loader, cfg.NUM_CLASSES, device, interp, desc, scores=scores, count=False)
+        evaluation_pass([model], [1.0], images_only(test_loader), cfg.NUM_CLASSES, device, interp, desc,
+                        scores=scores, count=False)
     label_free[i_iter] = scores.result()

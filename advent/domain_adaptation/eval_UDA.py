@@ -381,8 +381,11 @@ def eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose
         print('Evaluating model', restore_from)
         needs_miou = labelled and i_iter not in results
         if needs_miou or i_iter not in label_free:
-            evaluate_snapshot(cfg, models[0], restore_from, device, test_loader, label_cache, interp,
-                              fixed_test_size, i_iter, results, label_free, needs_miou)
+            ious, label_free[i_iter] = evaluate_snapshot(cfg, models[0], restore_from, device, test_loader,
+                                                         label_cache if needs_miou else None, interp,
+                                                         fixed_test_size, f'model_{i_iter}')
+            if needs_miou:
+                results[i_iter] = ious
             save_results_cache(snapshot_dir, results, class_names, label_free)
             if needs_miou:
                 write_iou_table(snapshot_dir / f'model_{i_iter}_iou.json', restore_from, results[i_iter], class_names)
@@ -417,17 +420,16 @@ def eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose
     return results
 
 
-def evaluate_snapshot(cfg, model, checkpoint, device, test_loader, label_cache, interp, fixed_test_size, i_iter,
-                      results, label_free, needs_miou):
-    """One forward pass of snapshot i_iter over the val set: its label-free scores into
-    label_free, and with needs_miou its per-class IoU into results."""
+def evaluate_snapshot(cfg, model, checkpoint, device, test_loader, label_cache, interp, fixed_test_size, desc):
+    """One forward pass of a snapshot over the val set. Returns (per-class IoU, label-free
+    scores); without a label_cache (LabelCache) only the scores, and no label is read."""
     load_for_evaluation(model, checkpoint, device)
     scores = LabelFreeScores(cfg.TEST.INPUT_SIZE_TARGET, cfg.NUM_CLASSES, device)
-    desc = f'model_{i_iter}'
-    if needs_miou:
-        hist = label_cache.confusion_matrix([model], [1.0], device, interp, fixed_test_size, desc, scores=scores)
-        results[i_iter] = per_class_iu(hist)
+    ious = None
+    if label_cache is not None:
+        ious = per_class_iu(label_cache.confusion_matrix([model], [1.0], device, interp, fixed_test_size, desc,
+                                                         scores=scores))
     else:
         evaluation_pass([model], [1.0], images_only(test_loader), cfg.NUM_CLASSES, device, interp, desc,
                         scores=scores, count=False)
-    label_free[i_iter] = scores.result()
+    return ious, scores.result()

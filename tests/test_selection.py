@@ -145,7 +145,7 @@ def test_scores_and_picks_follow_the_definitions(tree, monkeypatch, capsys):
     assert counters.forwards == math.ceil(len(dataset) / 2) * len(ITERATIONS)
     cache = read_cache(snapshots)
     expected = {i: spec_scores(MODEL_SEEDS[i], dataset) for i in ITERATIONS}
-    assert set(cache['label_free']) == {str(i) for i in ITERATIONS} and set(cache['results']) == set(cache['label_free'])
+    assert set(cache['label_free']) == set(cache['results']) == {str(i) for i in ITERATIONS}
     for i in ITERATIONS:
         for criterion in ('entropy', 'im'):
             assert cache['label_free'][str(i)][criterion] == pytest.approx(expected[i][criterion], rel=1e-5, abs=1e-9)

@@ -24,35 +24,34 @@ LABEL_FREE = ('entropy', 'im')
 
 class LabelFreeScores:
     """Accumulates one snapshot's `entropy` and `im` over a pass through the val set. The sums
-    stay on the device (float64), so the evaluation loop never waits for it."""
+    stay on the device, so the evaluation loop never waits for it.
+
+    Every image has the same number of pixels (TEST.INPUT_SIZE_TARGET), so the mean of the
+    pixels' normalised entropies H(p) is NUM_CLASSES times the `entropy` score (a mean over
+    classes too): im = H(p_mean) - NUM_CLASSES * entropy."""
 
     def __init__(self, input_size, num_classes, device):
         width, height = input_size
         self.upsample = nn.Upsample(size=(height, width), mode='bilinear', align_corners=True)
         self.num_classes = num_classes
-        self.image_entropy_sum = torch.zeros((), dtype=torch.float64, device=device)
-        self.pixel_entropy_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.entropy_sum = torch.zeros((), dtype=torch.float64, device=device)
         self.probability_sum = torch.zeros(num_classes, dtype=torch.float64, device=device)
         self.images = 0
-        self.pixels = 0
 
     def add(self, scores):
         """scores: the main head of a batch (N, C, h, w), already upsampled by self.upsample."""
         probability = F.softmax(scores, dim=1)
-        entropy = prob_2_entropy(probability)  # per class; summed over classes: the pixel's H / ln(C)
-        self.image_entropy_sum += entropy.mean(dim=(1, 2, 3)).sum(dtype=torch.float64)
-        self.pixel_entropy_sum += entropy.sum(dtype=torch.float64)
-        self.probability_sum += probability.sum(dim=(0, 2, 3), dtype=torch.float64)
-        batch, _, height, width = probability.shape
-        self.images += batch
-        self.pixels += batch * height * width
+        # stage 2's score of each image (SPEC 9, without normalisation)
+        self.entropy_sum += prob_2_entropy(probability).mean(dim=(1, 2, 3)).sum(dtype=torch.float64)
+        self.probability_sum += probability.sum(dim=(0, 2, 3)).double()
+        self.images += len(probability)
 
     def result(self):
         """{'entropy': float, 'im': float}."""
-        p_mean = self.probability_sum / self.pixels
+        entropy = self.entropy_sum.item() / self.images
+        p_mean = self.probability_sum / self.probability_sum.sum()
         entropy_of_mean = -(p_mean * torch.log(p_mean + 1e-30)).sum().item() / math.log(self.num_classes)
-        return {'entropy': self.image_entropy_sum.item() / self.images,
-                'im': entropy_of_mean - self.pixel_entropy_sum.item() / self.pixels}
+        return {'entropy': entropy, 'im': entropy_of_mean - self.num_classes * entropy}
 
 
 def pick(criterion, candidates, mious, label_free):

@@ -19,7 +19,8 @@ STAGE3_CONFIG = PROJECT_ROOT / 'configs' / 'intrada.yml'
 def get_arguments(argv=None):
     parser = base_parser('Stage 2: rank target images by prediction entropy')
     parser.add_argument('--best_iter', '--best-iter', dest='best_iter', type=int, default=None,
-                        help="stage-1 snapshot to use (default: the best one recorded by advent/scripts/test.py)")
+                        help="stage-1 snapshot to use (default: the one TEST.SELECTION picks among those "
+                             "advent/scripts/test.py evaluated)")
     parser.add_argument('--normalize', type=str2bool, default=False,
                         help='multiply the entropy by the rare-class normaliser (true/false)')
     parser.add_argument('--lambda1', type=float, default=0.67, help='fraction of images in the easy split')

@@ -190,14 +190,16 @@ def _rank_into(model, dataset, input_size, device, mask_dir, normalize, lambda1,
     return easy, hard, records
 
 
-def best_iteration_from_cache(snapshot_dir):
-    """The best iteration recorded by stage 1's best-mode evaluation (all_res.json)."""
-    from advent.domain_adaptation.eval_UDA import CACHE_NAME, best_iteration, load_results_cache
-    results = load_results_cache(snapshot_dir)
-    if not results:
-        raise RankingError(f'--best_iter not given and no best-mode evaluation result ({CACHE_NAME}) in '
+def best_iteration_from_cache(snapshot_dir, selection='miou'):
+    """(iteration, what is known of it) that TEST.SELECTION picks among the snapshots stage 1's
+    best-mode evaluation recorded (all_res.json)."""
+    from advent.domain_adaptation.eval_UDA import CACHE_NAME, selected_iteration
+    picked = selected_iteration(snapshot_dir, selection)
+    if picked is None:
+        scores = '' if selection in ('miou', 'last') else f' with {selection} scores'
+        raise RankingError(f'--best_iter not given and no best-mode evaluation result ({CACHE_NAME}{scores}) in '
                            f'{snapshot_dir}: run advent/scripts/test.py first or pass --best_iter')
-    return best_iteration(results)
+    return picked
 
 
 def target_rare_classes(cfg):
@@ -221,8 +223,11 @@ def run_ranking(cfg, best_iter, normalize, lambda1, out_dir):
     check_writable_dir(out_dir, '--out-dir')  # before any work
     snapshot_dir = Path(cfg.TRAIN.SNAPSHOT_DIR)
     if best_iter is None:
-        best_iter, miou = best_iteration_from_cache(cfg.TEST.SNAPSHOT_DIR[0])
-        print(f'Using the best stage-1 iteration {best_iter} (mIoU {miou}) from {cfg.TEST.SNAPSHOT_DIR[0]}')
+        best_iter, known = best_iteration_from_cache(cfg.TEST.SNAPSHOT_DIR[0], cfg.TEST.SELECTION)
+        picked = 'best stage-1 iteration' if cfg.TEST.SELECTION == 'miou' else \
+            f'stage-1 iteration selected by {cfg.TEST.SELECTION}'
+        known = f' ({", ".join(known)})' if known else ''
+        print(f'Using the {picked} {best_iter}{known} from {cfg.TEST.SNAPSHOT_DIR[0]}')
     checkpoint = snapshot_dir / f'model_{best_iter}.pth'
     if not checkpoint.is_file():
         raise RankingError(f'--best_iter {best_iter}: snapshot {checkpoint} does not exist')

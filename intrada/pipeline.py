@@ -16,8 +16,8 @@ from pathlib import Path
 
 from advent.cli import run_guarded, str2bool
 from advent.domain_adaptation.config import PROJECT_ROOT, ConfigError, finalize_paths, load_config
-from advent.domain_adaptation.eval_UDA import best_iteration
-from advent.domain_adaptation.experiment import run_evaluation, run_training
+from advent.domain_adaptation.eval_UDA import check_selection_labels, selected_iteration
+from advent.domain_adaptation.experiment import build_test_dataset, run_evaluation, run_training
 from advent.utils.serialization import json_load
 from entropy_rank.ranking import run_ranking
 
@@ -50,17 +50,18 @@ def train_stage(cfg, name, summary, random_train=False):
 
 
 def evaluate_stage(cfg, name, summary):
-    """Best-snapshot evaluation; returns (best iteration, its mIoU)."""
+    """Best-mode evaluation; returns the iteration TEST.SELECTION picks."""
     start = time.time()
     cfg.TEST.MODE = 'best'
     cfg.TEST.WAIT_MODEL = False
     cfg.TEST.SNAPSHOT_MAXITER = final_snapshot_iteration(cfg)
     cfg.TEST.SNAPSHOT_STEP = cfg.TRAIN.SAVE_PRED_EVERY
     print(f'== {name}: evaluating the snapshots of {cfg.TEST.SNAPSHOT_DIR[0]}')
-    results = run_evaluation(cfg)
-    best_iter, miou = best_iteration(results)
-    summary.append((name, 'ran', time.time() - start, f'best iteration {best_iter}, mIoU {miou}'))
-    return best_iter, miou
+    run_evaluation(cfg)
+    best_iter, known = selected_iteration(cfg.TEST.SNAPSHOT_DIR[0], cfg.TEST.SELECTION)
+    picked = 'best iteration' if cfg.TEST.SELECTION == 'miou' else f'iteration selected by {cfg.TEST.SELECTION}'
+    summary.append((name, 'ran', time.time() - start, ', '.join([f'{picked} {best_iter}'] + known)))
+    return best_iter
 
 
 def rank_stage(cfg, best_iter, normalize, lambda1, rank_dir, summary):
@@ -90,9 +91,11 @@ def run_pipeline(stage1_path, stage3_path, normalize=False, lambda1=0.67, random
     stage1 = load_stage_config(stage1_path)
     stage3 = load_stage_config(stage3_path)
     rank_dir = ranking_folder(stage3)
+    for cfg in (stage1, stage3):  # before any training
+        check_selection_labels(build_test_dataset(cfg), cfg.TEST.SELECTION)
     summary = []
     train_stage(stage1, 'stage 1 training', summary, random_train)
-    best_iter, _ = evaluate_stage(stage1, 'stage 1 evaluation', summary)
+    best_iter = evaluate_stage(stage1, 'stage 1 evaluation', summary)
     rank_stage(stage1, best_iter, normalize, lambda1, rank_dir, summary)
     train_stage(stage3, 'stage 3 training', summary, random_train)
     evaluate_stage(stage3, 'stage 3 evaluation', summary)

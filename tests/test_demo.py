@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from advent.domain_adaptation.eval_UDA import load_results_cache, miou_percent
+from advent.domain_adaptation.eval_UDA import load_cache, load_results_cache, miou_percent
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTED_KEYS = {'source_only', 'bn_only', 'advent', 'intrada', 'split', 'seconds', 'settings', 'seed',
@@ -21,11 +21,13 @@ RUNS = ('source_only', 'bn_only', 'advent', 'advent_continued', 'intrada', 'self
 
 @pytest.fixture(scope='module')
 def demo(tmp_path_factory):
-    """`python -m intrada.demo --quick --ablation` once: (output folder, stdout, results)."""
+    """`python -m intrada.demo --quick --ablation --selection im` once: (output folder, stdout, results).
+    (The README's test runs the quick demo with the default selection.)"""
     tmp = tmp_path_factory.mktemp('demo')
     out = tmp / 'demo'
     proc = subprocess.run([sys.executable, '-m', 'intrada.demo', '--quick', '--ablation', '--seed', '3',
-                           '--out', str(out)], cwd=tmp, capture_output=True, text=True, timeout=900,
+                           '--selection', 'im', '--out', str(out)], cwd=tmp, capture_output=True, text=True,
+                          timeout=900,
                           env={**os.environ, 'PYTHONPATH': str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out, proc.stdout, json.loads((out / 'results.json').read_text())
@@ -129,6 +131,36 @@ def test_report_and_figures(demo):
         assert image.ndim == 3 and image.std() > 10  # a real picture, not a blank canvas
 
 
+def test_selection_of_every_run(demo):
+    """Each criterion's pick, its mIoU and regret from the run's cache; with --selection im the
+    im pick is every run's snapshot, stage 2's input included."""
+    out, stdout, results = demo
+    assert set(results['selection']) == set(RUNS)
+    for run in RUNS:
+        cache, label_free = load_cache(out / 'snapshots' / run)
+        mious = {i: miou_percent(ious) for i, ious in cache.items()}
+        assert set(label_free) == set(cache)
+        picks = results['selection'][run]
+        assert set(picks) == {'miou', 'entropy', 'im', 'last'}
+        expected = {'miou': max(mious, key=lambda i: (mious[i], -i)), 'last': max(mious),
+                    'entropy': min(label_free, key=lambda i: (label_free[i]['entropy'], i)),
+                    'im': max(label_free, key=lambda i: (label_free[i]['im'], -i))}
+        for criterion, i_iter in expected.items():
+            assert picks[criterion]['iter'] == i_iter
+            assert picks[criterion]['mIoU'] == mious[i_iter]
+            assert picks[criterion]['regret'] == pytest.approx(max(mious.values()) - mious[i_iter], abs=0.006)
+        assert picks['miou']['regret'] == 0
+        assert results[run]['best_iter'] == picks['im']['iter'] and results[run]['mIoU'] == picks['im']['mIoU']
+        assert config(out, run)['TEST']['SELECTION'] == 'im'
+    ranking = json.loads((out / 'entropy_rank' / 'entropy_ranking.json').read_text())
+    assert ranking['checkpoint'] == results['advent']['checkpoint']   # the im pick, checked above
+    report = (out / 'report.md').read_text()
+    assert '## Choosing the snapshot without target labels' in report and '`im`' in report
+    advent = results['selection']['advent']['entropy']
+    assert f'{advent["mIoU"]:.2f} (iter {advent["iter"]}, regret {advent["regret"]:.2f})' in report
+    assert 'mean regret over the runs' in stdout
+
+
 # ------------------------------------------------------------------ several seeds
 
 def fake_results(seed, shift):
@@ -138,7 +170,12 @@ def fake_results(seed, shift):
     results.update({'seed': seed,
                     'pseudo_labels': {'easy': {'pixel_accuracy': 60.0 + shift, 'mIoU': 10.0},
                                       'hard': {'pixel_accuracy': 50.0, 'mIoU': None}},
-                    'split': {'precision': 0.5, 'recall': 0.4 + shift / 10, 'auroc': 0.6}})
+                    'split': {'precision': 0.5, 'recall': 0.4 + shift / 10, 'auroc': 0.6},
+                    'selection': {key: {'miou': {'iter': 20, 'mIoU': value + shift, 'regret': 0.0},
+                                        'entropy': {'iter': 10, 'mIoU': value + shift - 1, 'regret': 1.0 + shift},
+                                        'im': {'iter': 20, 'mIoU': value + shift, 'regret': 0.0},
+                                        'last': {'iter': 30, 'mIoU': value + shift - 2, 'regret': 2.0}}
+                                  for key, value in rows.items()}})
     return results
 
 
@@ -178,4 +215,8 @@ def test_seeds_flag_writes_the_aggregate(tmp_path, monkeypatch):
     assert summary['rows']['intrada']['mIoU'] == [11.0, 12.0]
     report = (tmp_path / 'report.md').read_text()
     assert '11.50 ± 0.71' in report and '| 46.3 |' in report and 'exceed the spread' in report
+    # the regret of each criterion over the seeds (entropy: 0.5 and 1.5 in every row)
+    assert summary['selection']['mean_regret'] == {'miou': 0.0, 'entropy': 1.0, 'im': 0.0, 'last': 2.0}
+    assert summary['selection']['rows']['advent']['entropy']['regret'] == [0.5, 1.5]
+    assert '| AdvEnt (stage 1) | 0.00 ± 0.00 | 1.00 ± 0.71 | 0.00 ± 0.00 | 2.00 ± 0.00 |' in report
     assert np.asarray(Image.open(tmp_path / 'summary.png')).std() > 10

@@ -115,6 +115,7 @@ def default_config():
     c.TEST.INFO_TARGET = str(DATASET_DIR / 'cityscapes_list' / 'info.json')
     c.TEST.WAIT_MODEL = True
     c.TEST.CACHE_LABELS = True       # best mode: decode the val labels once per run (memory permitting)
+    c.TEST.SELECTION = 'miou'        # best mode: how the snapshot is picked (SPEC 11; 'miou' is the original's)
     return c
 
 
@@ -127,6 +128,7 @@ CHOICES = {
     'TRAIN.DA_METHOD': ('AdvEnt', 'MinEnt', 'SourceOnly', 'BNOnly'),
     'TRAIN.AMP': ('', 'bf16', 'fp16'),
     'TEST.MODE': ('best', 'single'),
+    'TEST.SELECTION': ('miou', 'entropy', 'im', 'last'),
 }
 POSITIVE_INTS = ('NUM_CLASSES', 'TRAIN.BATCH_SIZE_SOURCE', 'TRAIN.BATCH_SIZE_TARGET', 'TRAIN.MAX_ITERS',
                  'TRAIN.EARLY_STOP', 'TRAIN.SAVE_PRED_EVERY', 'TRAIN.TENSORBOARD_VIZRATE',

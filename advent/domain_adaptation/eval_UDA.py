@@ -2,7 +2,8 @@
 
 'single' evaluates TEST.RESTORE_FROM (a weighted ensemble of the main outputs when
 there are several models); 'best' walks model_{k}.pth in the snapshot folder, caches
-each snapshot's per-class IoU in all_res.json (a rerun skips it) and reports the best.
+each snapshot's per-class IoU and label-free scores in all_res.json (a rerun skips it)
+and reports the snapshot TEST.SELECTION picks (selection.py, SPEC 11).
 
 The work stays on the device: upsampling, argmax and the confusion matrix (a bincount,
 a scatter-add on CUDA) never move a full-resolution score map to the host, and nothing in
@@ -21,6 +22,7 @@ from torch.utils import data
 
 from advent.dataset.base_dataset import BaseDataset
 from advent.dataset.synthia import CITYSCAPES_16_FROM_19
+from advent.domain_adaptation.selection import LabelFreeScores, pick, print_picks, score_texts
 from advent.errors import UserError
 from advent.utils import distributed
 from advent.utils.func import fast_hist, per_class_iu
@@ -54,34 +56,51 @@ def evaluate_domain_adaptation(models, test_loader, cfg, fixed_test_size=True, v
 
 
 def confusion_matrix(models, weights, test_loader, num_classes, device, interp, fixed_test_size, desc='',
-                     labels=None, keep_labels=None):
+                     labels=None, keep_labels=None, scores=None):
     """num_classes x num_classes counts (rows = label, columns = prediction), int64 on the host.
 
     labels: the labels of the loader's batches, in order (see LabelCache); the labels the
     loader yields are then ignored. keep_labels: a list that receives every batch's label
-    (uint8, on the host) for a later pass."""
+    (uint8, on the host) for a later pass. scores: a LabelFreeScores fed in the same pass."""
+    return evaluation_pass(models, weights, test_loader, num_classes, device, interp, desc, labels, keep_labels,
+                           scores)
+
+
+def evaluation_pass(models, weights, test_loader, num_classes, device, interp, desc='', labels=None,
+                    keep_labels=None, scores=None, count=True):
+    """One forward pass over the loader: the confusion matrix (as confusion_matrix; None when
+    not `count`, and then no label is looked at) and the label-free `scores`, from the same
+    main outputs."""
     # one extra bin collects the pixels whose label is not a class (255, ...)
-    hist = torch.zeros(num_classes * num_classes + 1, dtype=torch.int64, device=device)
+    hist = torch.zeros(num_classes * num_classes + 1, dtype=torch.int64, device=device) if count else None
     for index, (image, label, _, _) in enumerate(progress_bar(test_loader, desc=desc, leave=False)):
+        image = image.to(device, non_blocking=True)
+        with torch.no_grad():
+            main_outputs = [model(image)[1] for model in models]
+            if scores is not None:
+                scores.add(weighted_sum(main_outputs, weights, scores.upsample))
+        if not count:
+            continue
         if labels is not None:
             label = labels[index]
         elif keep_labels is not None:
             keep_labels.append(compact_labels(label, num_classes))
-        image = image.to(device, non_blocking=True)
         label = label.to(device, non_blocking=True)
         upsample = interp or nn.Upsample(size=tuple(label.shape[1:]), mode='bilinear', align_corners=True)
         with torch.no_grad():
-            output = weighted_sum((model(image)[1] for model in models), weights, upsample)
+            output = weighted_sum(main_outputs, weights, upsample)
+            del main_outputs
             prediction = argmax_channels(output)
             del output  # the full-resolution score map goes before the next image's arrives
         accumulate_hist(hist, label, prediction, num_classes)
-    return hist[:-1].view(num_classes, num_classes).cpu().numpy()
+    return None if hist is None else hist[:-1].view(num_classes, num_classes).cpu().numpy()
 
 
 def weighted_sum(main_outputs, weights, upsample):
     """The ensemble of TEST.MODEL_WEIGHT: sum over k of weight_k * upsample(main_outputs[k]),
     in model order, in place (the original's arithmetic; a weight of 1 changes no value and
-    is skipped). main_outputs may be a generator, so that one model's output at a time is held."""
+    is skipped). main_outputs is left as it is; it may be a generator, so that one model's output
+    at a time is held."""
     output = None
     for scores, weight in zip(main_outputs, weights):
         scores = upsample(scores)
@@ -152,27 +171,39 @@ class LabelCache:
     @staticmethod
     def _usable(loader):
         dataset = loader.dataset
-        if not (isinstance(dataset, BaseDataset) and type(dataset).__getitem__ is BaseDataset.__getitem__
-                and isinstance(loader.sampler, data.SequentialSampler)):
+        if not (standard_dataset(dataset) and isinstance(loader.sampler, data.SequentialSampler)):
             return False
         needed = len(dataset) * dataset.labels_size[0] * dataset.labels_size[1]
         available = available_memory()
         return available is not None and needed <= available // 4
 
-    def confusion_matrix(self, models, weights, device, interp, fixed_test_size, desc=''):
+    def confusion_matrix(self, models, weights, device, interp, fixed_test_size, desc='', scores=None):
         loader = self.test_loader
         if not self.enabled:
-            return confusion_matrix(models, weights, loader, self.num_classes, device, interp, fixed_test_size, desc)
+            return confusion_matrix(models, weights, loader, self.num_classes, device, interp, fixed_test_size, desc,
+                                    scores=scores)
         if self.labels is None:
             kept = []
             hist = confusion_matrix(models, weights, loader, self.num_classes, device, interp, fixed_test_size,
-                                    desc, keep_labels=kept)
+                                    desc, keep_labels=kept, scores=scores)
             self.labels = kept
             return hist
-        images = data.DataLoader(ImagesOnly(loader.dataset), batch_size=loader.batch_size,
-                                 num_workers=loader.num_workers, pin_memory=loader.pin_memory)
-        return confusion_matrix(models, weights, images, self.num_classes, device, interp, fixed_test_size, desc,
-                                labels=self.labels)
+        return confusion_matrix(models, weights, images_only(loader), self.num_classes, device, interp,
+                                fixed_test_size, desc, labels=self.labels, scores=scores)
+
+
+def standard_dataset(dataset):
+    """A dataset whose items BaseDataset makes (so ImagesOnly gives the same images)."""
+    return isinstance(dataset, BaseDataset) and type(dataset).__getitem__ is BaseDataset.__getitem__
+
+
+def images_only(loader):
+    """The loader's images without opening a label file (ImagesOnly) for a standard dataset;
+    other datasets' loaders as they are."""
+    if not standard_dataset(loader.dataset):
+        return loader
+    return data.DataLoader(ImagesOnly(loader.dataset), batch_size=loader.batch_size,
+                           num_workers=loader.num_workers, pin_memory=loader.pin_memory)
 
 
 def available_memory():
@@ -263,28 +294,41 @@ def snapshot_signature(path):
 def load_results_cache(snapshot_dir):
     """{iteration: per-class IoU array} from all_res.json ({} when absent). Entries whose
     snapshot file has changed since it was evaluated are dropped."""
+    return load_cache(snapshot_dir)[0]
+
+
+def load_cache(snapshot_dir):
+    """(results, label_free) from all_res.json: {iteration: per-class IoU array} and
+    {iteration: {'entropy': float, 'im': float}} ({} when absent; a cache written before the
+    label-free scores has none). Entries whose snapshot file has changed since it was
+    evaluated are dropped."""
     path = Path(snapshot_dir) / CACHE_NAME
     if not path.is_file():
-        return {}
+        return {}, {}
     try:
         raw = json_load(path)
         results = {int(k): np.array([np.nan if v is None else v for v in ious], dtype=np.float64)
                    for k, ious in raw['results'].items()}
+        label_free = {int(k): {name: float(scores[name]) for name in ('entropy', 'im')}
+                      for k, scores in raw.get('label_free', {}).items()}
         signatures = {int(k): v for k, v in raw['snapshots'].items()}
     except (ValueError, KeyError, TypeError, AttributeError):
         raise EvaluationError(f'result cache {path} is not a valid all_res.json; delete it to re-evaluate') from None
-    for i_iter in list(results):
-        snapshot = Path(snapshot_dir) / f'model_{i_iter}.pth'
-        if snapshot.is_file() and snapshot_signature(snapshot) != signatures.get(i_iter):
-            del results[i_iter]
-    return results
+    for entries in (results, label_free):
+        for i_iter in list(entries):
+            snapshot = Path(snapshot_dir) / f'model_{i_iter}.pth'
+            if snapshot.is_file() and snapshot_signature(snapshot) != signatures.get(i_iter):
+                del entries[i_iter]
+    return results, label_free
 
 
-def save_results_cache(snapshot_dir, results, class_names):
-    snapshots = {i: Path(snapshot_dir) / f'model_{i}.pth' for i in results}
+def save_results_cache(snapshot_dir, results, class_names, label_free=None):
+    label_free = label_free or {}
+    snapshots = {i: Path(snapshot_dir) / f'model_{i}.pth' for i in set(results) | set(label_free)}
     raw = {'class_names': [str(n) for n in class_names],
            'results': {str(k): [None if math.isnan(v) else float(v) for v in ious]
                        for k, ious in sorted(results.items())},
+           'label_free': {str(k): dict(scores) for k, scores in sorted(label_free.items())},
            'snapshots': {str(k): snapshot_signature(p) if p.is_file() else None
                          for k, p in sorted(snapshots.items())}}
     json_dump(raw, Path(snapshot_dir) / CACHE_NAME)
@@ -292,12 +336,28 @@ def save_results_cache(snapshot_dir, results, class_names):
 
 def best_iteration(results):
     """(iteration, mIoU percent) of the best cached snapshot; the earliest wins a tie."""
-    best = None
-    for i_iter in sorted(results):
-        miou = miou_percent(results[i_iter])
-        if best is None or best[1] < miou:
-            best = (i_iter, miou)
-    return best
+    mious = {i_iter: miou_percent(ious) for i_iter, ious in results.items()}
+    i_iter = pick('miou', mious, mious, {})
+    return None if i_iter is None else (i_iter, mious[i_iter])
+
+
+def selected_iteration(snapshot_dir, selection):
+    """(iteration, what is known of it, e.g. ['entropy 0.012345', 'mIoU 40.1']) that the
+    criterion `selection` picks among the snapshots cached in all_res.json; None when the
+    cache holds no score it needs."""
+    results, label_free = load_cache(snapshot_dir)
+    mious = {i_iter: miou_percent(ious) for i_iter, ious in results.items()}
+    i_iter = pick(selection, set(results) | set(label_free), mious, label_free)
+    return None if i_iter is None else (i_iter, score_texts(selection, i_iter, mious, label_free))
+
+
+def check_selection_labels(dataset, selection):
+    """TEST.SELECTION 'miou' needs a label on every val item (dataset.labelled)."""
+    if selection == 'miou' and not getattr(dataset, 'labelled', True):
+        list_path = getattr(dataset, 'list_path', 'the val list')
+        first = dataset.first_unlabelled() if hasattr(dataset, 'first_unlabelled') else 'an item'
+        raise EvaluationError(f"TEST.SELECTION 'miou' needs a label on every val item, and in {list_path} {first!r} "
+                              f"has no label: label it, or choose one of 'entropy', 'im', 'last'")
 
 
 def eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose):
@@ -306,11 +366,18 @@ def eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose
     snapshot_dir = Path(cfg.TEST.SNAPSHOT_DIR[0])
     if not snapshot_dir.is_dir():
         raise EvaluationError(f'snapshot folder {snapshot_dir} does not exist (TEST.SNAPSHOT_DIR)')
-    results = load_results_cache(snapshot_dir)
+    selection = cfg.TEST.SELECTION
+    check_selection_labels(test_loader.dataset, selection)
+    # Without a label on every val item there is no mIoU, and no label file is opened.
+    labelled = getattr(test_loader.dataset, 'labelled', True)
+    results, label_free = load_cache(snapshot_dir)
     class_names = test_loader.dataset.class_names
-    label_cache = LabelCache(test_loader, cfg.NUM_CLASSES)
-    label_cache.enabled = label_cache.enabled and cfg.TEST.get('CACHE_LABELS', True)
+    label_cache = None
+    if labelled:
+        label_cache = LabelCache(test_loader, cfg.NUM_CLASSES)
+        label_cache.enabled = label_cache.enabled and cfg.TEST.get('CACHE_LABELS', True)
     cur_best_miou, cur_best_model = -1, ''
+    evaluated = []
     for i_iter in snapshot_iterations(cfg):
         restore_from = snapshot_dir / f'model_{i_iter}.pth'
         if not restore_from.exists():
@@ -321,26 +388,57 @@ def eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose
                 time.sleep(5)
             time.sleep(1)  # snapshots are renamed into place, but let the writer finish its D files
         print('Evaluating model', restore_from)
-        if i_iter not in results:
-            load_for_evaluation(models[0], restore_from, device)
-            hist = label_cache.confusion_matrix(models, [1.0], device, interp, fixed_test_size, desc=f'model_{i_iter}')
-            results[i_iter] = per_class_iu(hist)
-            save_results_cache(snapshot_dir, results, class_names)
-            write_iou_table(snapshot_dir / f'model_{i_iter}_iou.json', restore_from, results[i_iter], class_names)
-        ious = results[i_iter]
-        computed_miou = miou_percent(ious)
-        if cur_best_miou < computed_miou:
-            cur_best_miou, cur_best_model = computed_miou, str(restore_from)
-        print('\tCurrent mIoU:', computed_miou)
-        if reports_miou13(class_names):
-            print('\tCurrent mIoU13:', miou_percent(ious, CLASSES_13_OF_16))
-        print('\tCurrent best model:', cur_best_model)
-        print('\tCurrent best mIoU:', cur_best_miou)
-        if verbose:
-            display_stats(cfg, class_names, ious)
-    if cur_best_model == '':
+        needs_miou = labelled and i_iter not in results
+        if needs_miou or i_iter not in label_free:
+            ious, label_free[i_iter] = evaluate_snapshot(cfg, models[0], restore_from, device, test_loader,
+                                                         label_cache if needs_miou else None, interp,
+                                                         fixed_test_size, f'model_{i_iter}')
+            if needs_miou:
+                results[i_iter] = ious
+            save_results_cache(snapshot_dir, results, class_names, label_free)
+            if needs_miou:
+                write_iou_table(snapshot_dir / f'model_{i_iter}_iou.json', restore_from, results[i_iter], class_names)
+        evaluated.append(i_iter)
+        if labelled:
+            ious = results[i_iter]
+            computed_miou = miou_percent(ious)
+            if cur_best_miou < computed_miou:
+                cur_best_miou, cur_best_model = computed_miou, str(restore_from)
+            print('\tCurrent mIoU:', computed_miou)
+            if reports_miou13(class_names):
+                print('\tCurrent mIoU13:', miou_percent(ious, CLASSES_13_OF_16))
+            print('\tCurrent best model:', cur_best_model)
+            print('\tCurrent best mIoU:', cur_best_miou)
+        if selection != 'miou':
+            print(f'\tCurrent entropy: {label_free[i_iter]["entropy"]:.6f}')
+            print(f'\tCurrent IM: {label_free[i_iter]["im"]:.6f}')
+        if verbose and labelled:
+            display_stats(cfg, class_names, results[i_iter])
+    if not evaluated:
         raise EvaluationError(f'no snapshot model_<k>.pth with k in {snapshot_iterations(cfg)} '
                               f'in {snapshot_dir}')
-    best_iter = int(Path(cur_best_model).stem.split('_')[1])
-    print(f'Best iteration: {best_iter} (mIoU {cur_best_miou}, {cur_best_model})')
+    mious = {i: miou_percent(results[i]) for i in evaluated} if labelled else {}
+    print_picks(selection, evaluated, mious, label_free)
+    chosen = pick(selection, evaluated, mious, label_free)
+    chosen_model = snapshot_dir / f'model_{chosen}.pth'
+    if selection == 'miou':
+        print(f'Best iteration: {chosen} (mIoU {mious[chosen]}, {chosen_model})')
+    else:
+        details = score_texts(selection, chosen, mious, label_free) + [str(chosen_model)]
+        print(f'Best iteration: {chosen} (selected by {selection}: {", ".join(details)})')
     return results
+
+
+def evaluate_snapshot(cfg, model, checkpoint, device, test_loader, label_cache, interp, fixed_test_size, desc):
+    """One forward pass of a snapshot over the val set. Returns (per-class IoU, label-free
+    scores); without a label_cache (LabelCache) only the scores, and no label is read."""
+    load_for_evaluation(model, checkpoint, device)
+    scores = LabelFreeScores(cfg.TEST.INPUT_SIZE_TARGET, cfg.NUM_CLASSES, device)
+    ious = None
+    if label_cache is not None:
+        ious = per_class_iu(label_cache.confusion_matrix([model], [1.0], device, interp, fixed_test_size, desc,
+                                                         scores=scores))
+    else:
+        evaluation_pass([model], [1.0], images_only(test_loader), cfg.NUM_CLASSES, device, interp, desc,
+                        scores=scores, count=False)
+    return ious, scores.result()

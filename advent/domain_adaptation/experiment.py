@@ -207,7 +207,8 @@ def run_evaluation(cfg):
             if not path or not Path(path).is_file():
                 raise ConfigError(f'TEST.RESTORE_FROM: {missing_checkpoint_message(path or repr(path))}')
     test_dataset = build_test_dataset(cfg)
-    if not test_dataset.labelled:
+    # Best mode with a label-free TEST.SELECTION runs on an unlabelled val list (eval_best checks the rest).
+    if not test_dataset.labelled and cfg.TEST.MODE == 'single':
         raise DatasetError(f'{test_dataset.list_path}: {test_dataset.first_unlabelled()!r} has no label; the mIoU '
                            f'evaluation needs a label on every val item (IMAGE LABEL lines)')
     test_loader = data.DataLoader(test_dataset, batch_size=cfg.TEST.BATCH_SIZE_TARGET, num_workers=cfg.NUM_WORKERS,

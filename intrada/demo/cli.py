@@ -3,11 +3,13 @@ import argparse
 from pathlib import Path
 
 from advent.domain_adaptation.config import PROJECT_ROOT
+from advent.domain_adaptation.selection import CRITERIA
 from advent.utils.serialization import json_dump
 from advent.utils.progress import print_line
 from intrada.demo.aggregate import aggregate
 from intrada.demo.figures import summary_figure
 from intrada.demo.report import TITLES, present_rows, write_aggregate_report
+from intrada.demo.selection import aggregate_section, aggregate_selection, append_to_report, regret_line
 from intrada.demo.stages import run_demo
 
 
@@ -23,6 +25,7 @@ def print_table(results):
     pseudo = results['pseudo_labels']
     print_line('  pseudo-label pixel accuracy: ' + ', '.join(f'{s} split {pseudo[s]["pixel_accuracy"]}'
                                                          for s in ('easy', 'hard')))
+    print_line(f'  {regret_line(results["selection"])}')
     print_line(f'  total time {results["seconds"]["total"]} s')
 
 
@@ -36,6 +39,7 @@ def command_line(args):
     """The command as a user would type it, for the report."""
     flags = [flag for flag, on in (('--quick', args.quick), ('--ablation', args.ablation)) if on]
     flags += [f'--seed {args.seed}'] + ([f'--seeds {args.seeds}'] if args.seeds > 1 else [])
+    flags += [f'--selection {args.selection}'] if args.selection != 'miou' else []
     return ' '.join(['python -m intrada.demo'] + flags + [f'--sgd {args.sgd}', f'--out {args.out}'])
 
 
@@ -55,6 +59,10 @@ def get_arguments(argv=None):
                         help="segmenter update: 'original' repeats the backbone's SGD updates as the paper's "
                              "PyTorch 0.4.1 did (TRAIN.ORIGINAL_SGD True, the default); 'textbook' updates each "
                              "parameter once")
+    parser.add_argument('--selection', choices=CRITERIA, default='miou',
+                        help="how every run's snapshot is picked (TEST.SELECTION, stage 2's input included): "
+                             "'miou' the best val mIoU (the paper's oracle, default), or without val labels "
+                             "'entropy', 'im', 'last' (docs/selection.md)")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error('--seeds must be at least 1')
@@ -64,7 +72,8 @@ def get_arguments(argv=None):
 def main(argv=None):
     args = get_arguments(argv)
     out, command = Path(args.out), command_line(args)
-    settings = dict(quick=args.quick, original_sgd=args.sgd == 'original', ablation=args.ablation, command=command)
+    settings = dict(quick=args.quick, original_sgd=args.sgd == 'original', ablation=args.ablation, command=command,
+                    selection=args.selection)
     if args.seeds == 1:
         print_table(run_demo(out, args.seed, **settings))
     else:
@@ -74,11 +83,13 @@ def main(argv=None):
             per_seed[seed] = run_demo(out / f'seed_{seed}', seed, **settings)
             print_table(per_seed[seed])
         summary = aggregate(per_seed)
+        summary['selection'] = aggregate_selection(per_seed)
         json_dump(summary, out / 'results.json')
         summary_figure([(TITLES[key], row['mean'], row['sd']) for key, row in summary['rows'].items()],
                        f'mIoU (percent) on the target val set, best snapshot: mean and sd over seeds '
                        f'{summary["seeds"][0]}..{summary["seeds"][-1]}', out / 'summary.png')
         write_aggregate_report(out, summary, command)
+        append_to_report(out / 'report.md', aggregate_section(summary['selection']))
         print_aggregate(summary)
     print_line(f'\nreport: {out / "report.md"}\nresults: {out / "results.json"}')
     return 0

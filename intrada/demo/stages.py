@@ -30,13 +30,15 @@ import numpy as np
 
 from advent.cli import test_main, train_main
 from advent.domain_adaptation.config import finalize_paths, load_config
-from advent.domain_adaptation.eval_UDA import load_results_cache, miou_percent
+from advent.domain_adaptation.eval_UDA import load_cache, miou_percent
+from advent.domain_adaptation.selection import pick
 from advent.utils.serialization import atomic_write_text, json_dump, json_load
 from advent.utils.progress import print_line
 from entropy_rank import entropy as entropy_script
 from entropy_rank.quality import pseudo_label_quality
 from intrada.demo.figures import easy_hard_figure, qualitative_figure, summary_figure
 from intrada.demo.report import present_rows, write_report
+from intrada.demo.selection import append_to_report, criterion_picks, report_section
 from intrada.demo.synthetic import generate_benchmark
 
 # Benchmark and schedule. 'warmup' source-only iterations, then 'adapt' iterations of
@@ -155,13 +157,13 @@ def ranking_entry(argv):
 
 
 def run_result(cfg_path, last_k):
-    """mIoU of the best snapshot (and whether it is the last) and the mean of the last ones,
-    from the run's all_res.json."""
+    """mIoU of the best snapshot (the one TEST.SELECTION picks; and whether it is the last)
+    and the mean of the last ones, from the run's all_res.json."""
     cfg = finalize_paths(load_config(cfg_path))
-    results = load_results_cache(cfg.TEST.SNAPSHOT_DIR[0])
+    results, label_free = load_cache(cfg.TEST.SNAPSHOT_DIR[0])
     iterations = sorted(results)
     mious = {i: miou_percent(results[i]) for i in iterations}
-    best = max(iterations, key=lambda i: (mious[i], -i))
+    best = pick(cfg.TEST.SELECTION, iterations, mious, label_free)
     names = json_load(Path(cfg.TEST.SNAPSHOT_DIR[0]) / 'all_res.json')['class_names']
     return {
         'mIoU': mious[best], 'best_iter': best, 'best_is_last': best == iterations[-1],
@@ -213,8 +215,10 @@ def ranking_quality(rank_dir, data):
             pseudo_label_quality(rank_dir, Path(data['target_root']) / 'gtFine' / 'train'))
 
 
-def run_demo(out, seed=0, quick=False, original_sgd=True, ablation=False, command='python -m intrada.demo'):
-    """All the runs of one seed in `out`: results.json, report.md and the figures; returns the results."""
+def run_demo(out, seed=0, quick=False, original_sgd=True, ablation=False, command='python -m intrada.demo',
+             selection='miou'):
+    """All the runs of one seed in `out`: results.json, report.md and the figures; returns the results.
+    selection: the TEST.SELECTION that picks every run's snapshot (stage 2's input included)."""
     settings = SETTINGS['quick' if quick else 'full']
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -232,6 +236,7 @@ def run_demo(out, seed=0, quick=False, original_sgd=True, ablation=False, comman
     for stale in (snapshots, configs, rank_dir, *ablation_ranks.values()):  # earlier runs' outputs, not the data
         shutil.rmtree(stale, ignore_errors=True)
     base = base_config(data, snapshots, settings, seed, original_sgd)
+    base['TEST']['SELECTION'] = selection
     warmup, adapt, intra, last_k = settings['warmup'], settings['adapt'], settings['intra'], settings['last_k']
     warm_snapshot = snapshots / 'source_only' / f'model_{warmup}.pth'
     first_runs = {
@@ -280,6 +285,8 @@ def run_demo(out, seed=0, quick=False, original_sgd=True, ablation=False, comman
     results['settings'] = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
     results['seed'] = seed
     results['original_sgd'] = original_sgd
+    results['selection'] = {key: criterion_picks(cfgs[key]) for key, _ in rows}
     json_dump(results, out / 'results.json')
     write_report(out, results, settings, command, LAMBDA1)
+    append_to_report(out / 'report.md', report_section(results['selection'], selection))
     return results

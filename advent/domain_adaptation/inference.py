@@ -46,15 +46,25 @@ def source_rows(input_size, output_size, start, stop):
 def upsample_rows(scores, size, start, stop):
     """Rows [start, stop) of F.interpolate(scores, size=size (height, width), mode='bilinear',
     align_corners=True), from only the input rows they need: equal to those rows up to
-    float rounding (the kernel may fuse a multiply-add that we do in two steps)."""
+    float rounding (in the tests, on the CPU, bit for bit)."""
     height, width = size
-    upper, lower, upper_weight, lower_weight = (t.to(scores.device) for t in
-                                                source_rows(scores.shape[2], height, start, stop))
+    upper, lower, upper_weight, lower_weight = source_rows(scores.shape[2], height, start, stop)
     top, bottom = int(upper[0]), int(lower[-1]) + 1
     # along the width first, on the rows needed (the height left as it is: weights 1 and 0)
     rows = F.interpolate(scores[:, :, top:bottom], size=(bottom - top, width), mode='bilinear', align_corners=True)
-    band = rows.index_select(2, upper - top) * upper_weight[:, None]
-    band += rows.index_select(2, lower - top) * lower_weight[:, None]
+    if scores.device.type == 'cpu':
+        # then down the height as a product with the (band rows x input rows) weights, the
+        # fastest way on the CPU (gathering rows is several times slower); with the rows in
+        # reverse order the two products add in the order PyTorch's kernel adds them
+        band_rows = torch.arange(stop - start)
+        weights = torch.zeros(stop - start, bottom - top)
+        weights.index_put_((band_rows, bottom - 1 - upper), upper_weight, accumulate=True)
+        weights.index_put_((band_rows, bottom - 1 - lower), lower_weight, accumulate=True)
+        return torch.matmul(weights, rows.flip(2))
+    # on a GPU gathering rows is fast (and a matrix product might run in TF32)
+    upper_weight, lower_weight = upper_weight.to(scores.device), lower_weight.to(scores.device)
+    band = rows.index_select(2, (upper - top).to(scores.device)) * upper_weight[:, None]
+    band += rows.index_select(2, (lower - top).to(scores.device)) * lower_weight[:, None]
     return band
 
 

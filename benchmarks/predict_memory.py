@@ -23,6 +23,15 @@ The baseline needs about 19 classes x 4 bytes x several copies per pixel (tens o
 its measured peaks (memory grows linearly with the pixels); the JSON and the printed
 table say which figures are measured and which extrapolated. Both sides write the same
 argmax PNG up to near ties (checked at the sizes both ran).
+
+    python benchmarks/predict_memory.py --evaluation
+
+measures instead whether the evaluation (TEST.OUTPUT_SIZE_TARGET 2048x1024) and the ranking
+(1024x512), which also upsample whole score maps, need bands: the peak resident set size
+of a child that runs only the forward pass of the full DeepLabv2 (ResNet-101, random
+weights) on one 1024x512 image, against children that also do the evaluation's
+upsampling and argmax (eval_UDA: weighted_sum, argmax_channels) or the ranking's softmax
+and entropy at the input size.
 """
 import argparse
 import json
@@ -106,6 +115,39 @@ def full_size_predict(image, checkpoint, out_dir):
         save_image(picture, Path(out_dir) / f'{Path(image).stem}_{kind}.png')
 
 
+def full_size_step(step):
+    """One evaluation-sized forward pass, then `step`'s work on its output; prints the peak."""
+    import torch
+    import torch.nn.functional as F
+    from advent.domain_adaptation.eval_UDA import argmax_channels, weighted_sum
+    from advent.model.deeplabv2 import get_deeplab_v2
+    from advent.utils.func import prob_2_entropy
+    torch.manual_seed(0)
+    model = get_deeplab_v2(19, True).eval()
+    with torch.no_grad():
+        scores = model(torch.randn(1, 3, 512, 1024) * 50)[1]
+        if step == 'eval':     # eval_UDA.confusion_matrix at TEST.OUTPUT_SIZE_TARGET
+            output = weighted_sum([scores], [1.0], lambda s: F.interpolate(s, size=(1024, 2048), mode='bilinear',
+                                                                           align_corners=True))
+            argmax_channels(output)
+        elif step == 'rank':   # entropy_rank.ranking at the input size
+            output = F.interpolate(scores, size=(512, 1024), mode='bilinear', align_corners=True)
+            prob_2_entropy(F.softmax(output, dim=1)).mean()
+            argmax_channels(output)
+    print(json.dumps({'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def evaluation_report(timeout):
+    steps = {}
+    for step in ('forward', 'eval', 'rank'):
+        proc = subprocess.run([sys.executable, __file__, '--full-size-step', step], capture_output=True, text=True,
+                              timeout=timeout, cwd=str(PROJECT_ROOT))
+        steps[step] = json.loads(proc.stdout.strip().splitlines()[-1])['peak_mb'] if proc.returncode == 0 else None
+        print(f'{step:<8} peak {steps[step]:.0f} MB' if steps[step] else f'{step}: failed {proc.stderr[-500:]}',
+              flush=True)
+    return {'full_size_steps_peak_mb': steps}
+
+
 def child(side, image, checkpoint, out_dir):
     """One run in this process; prints {'peak_mb', 'seconds'} as JSON."""
     start = time.perf_counter()
@@ -142,10 +184,20 @@ def main(argv=None):
                         help='sizes the baseline runs at (default 3 6 12; tens of GB at 96)')
     parser.add_argument('--timeout', type=int, default=1800, help='seconds per run')
     parser.add_argument('--json', default=None, help='also write the figures here')
+    parser.add_argument('--evaluation', action='store_true',
+                        help="measure the evaluation's and the ranking's full-size upsampling instead")
+    parser.add_argument('--full-size-step', choices=('forward', 'eval', 'rank'), help=argparse.SUPPRESS)
     parser.add_argument('--child', nargs=4, metavar=('SIDE', 'IMAGE', 'CHECKPOINT', 'OUT_DIR'), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(*args.child)
+    if args.full_size_step:
+        return full_size_step(args.full_size_step)
+    if args.evaluation:
+        report = evaluation_report(args.timeout)
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2) + '\n')
+        return report
 
     sizes = sorted(set(args.baseline_megapixels) | {args.megapixels})
     runs = []

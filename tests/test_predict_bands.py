@@ -2,7 +2,8 @@
 images above --max-pixels are refused before they are decoded.
 
 - upsample_rows: bands of output rows (a height the bands do not divide) equal the rows of
-  one full F.interpolate, up to float rounding.
+  one full F.interpolate, up to float rounding (on the CPU, so far, bit for bit); on the CPU
+  and, where there is one, a GPU (its own code path).
 - segment (one model and a weighted ensemble): the argmax equals the full-size path's pixel
   for pixel wherever the two best classes differ by more than float rounding (the
   multiply-adds may round differently; a pixel whose two best scores tie to within 1e-5
@@ -26,6 +27,7 @@ from advent.domain_adaptation.eval_UDA import argmax_channels, weighted_sum
 from advent.domain_adaptation.inference import segment, upsample_rows
 from advent.utils import viz_segmask
 from advent.utils.func import entropy_map
+from devices import DEVICES
 from stage_utils import TINY, load_bgr_image, tiny_model
 from test_fast_paths import random_model
 
@@ -73,8 +75,9 @@ def smooth_scores(seed):
     return F.interpolate(coarse, size=SCORE_SIZE, mode='bilinear', align_corners=True) + fine
 
 
-def test_bands_of_rows_equal_the_full_upsampling():
-    scores = smooth_scores(0)
+@pytest.mark.parametrize('device', DEVICES)
+def test_bands_of_rows_equal_the_full_upsampling(device):
+    scores = smooth_scores(0).to(device)
     full = F.interpolate(scores, size=OUTPUT_SIZE, mode='bilinear', align_corners=True)
     bands = [upsample_rows(scores, OUTPUT_SIZE, start, min(start + 100, OUTPUT_SIZE[0]))
              for start in range(0, OUTPUT_SIZE[0], 100)]          # 577 = 5 x 100 + 77
@@ -85,11 +88,12 @@ def test_bands_of_rows_equal_the_full_upsampling():
     torch.testing.assert_close(tiny, F.interpolate(scores, size=(1, 1), mode='bilinear', align_corners=True))
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('weights', [(1.0,), WEIGHTS], ids=['one model', 'ensemble'])
-def test_segment_in_bands_equals_the_full_size_path(weights):
-    score_maps = [smooth_scores(seed) for seed in range(1, len(weights) + 1)]
+def test_segment_in_bands_equals_the_full_size_path(weights, device):
+    score_maps = [smooth_scores(seed).to(device) for seed in range(1, len(weights) + 1)]
     models = [FixedScores(scores) for scores in score_maps]
-    images = torch.zeros(2, 3, 8, 8)                             # a batch of two: both get their own size
+    images = torch.zeros(2, 3, 8, 8, device=device)              # a batch of two: both get their own size
     sizes = [OUTPUT_SIZE[::-1], (130, 70)]                       # (width, height)
     band_elements = 37 * C * OUTPUT_SIZE[1]                      # 37 rows a band for the first: 577 = 15 x 37 + 22
     results = segment(models, weights, images, sizes, band_elements=band_elements)

@@ -230,26 +230,27 @@ def main(argv=None):
 
 
 def summary(runs, megapixels):
-    """Our measured peak and time at `megapixels`, the baseline's (measured there or
-    extrapolated by a least-squares line through its measured sizes), and the ratios."""
+    """Our measured peak and time at `megapixels`; the baseline's peak there (measured, or
+    extrapolated by a least-squares line through its measured sizes) and the ratio; the
+    time ratio ours / baseline at each size both ran (times on a loaded machine are not
+    extrapolated)."""
     ours = [r for r in runs if r['side'] == 'ours' and 'peak_mb' in r]
     base = [r for r in runs if r['side'] == 'baseline' and 'peak_mb' in r]
     target = max(ours, key=lambda r: r['megapixels'])
     out = {'ours_peak_mb': target['peak_mb'], 'ours_seconds': target['seconds'], 'at_megapixels': target['megapixels']}
     measured = [r for r in base if abs(r['megapixels'] - target['megapixels']) < 0.5]
     if measured:
-        out.update(baseline_peak_mb=measured[0]['peak_mb'], baseline_seconds=measured[0]['seconds'],
-                   baseline_is='measured')
+        out.update(baseline_peak_mb=measured[0]['peak_mb'], baseline_is='measured')
     elif len(base) >= 2:
         x = np.array([r['megapixels'] for r in base])
-        for key in ('peak_mb', 'seconds'):
-            slope, intercept = np.polyfit(x, [r[key] for r in base], 1)
-            out[f'baseline_{key}'] = float(intercept + slope * target['megapixels'])
-            out[f'baseline_{key}_per_megapixel'] = float(slope)
-        out['baseline_is'] = f'extrapolated from {", ".join(f"{v:.1f}" for v in x)} MP'
+        slope, intercept = np.polyfit(x, [r['peak_mb'] for r in base], 1)
+        out.update(baseline_peak_mb=float(intercept + slope * target['megapixels']),
+                   baseline_peak_mb_per_megapixel=float(slope),
+                   baseline_is=f'extrapolated from {", ".join(f"{v:.1f}" for v in x)} MP')
     if 'baseline_peak_mb' in out:
         out['peak_ratio_baseline_over_ours'] = out['baseline_peak_mb'] / out['ours_peak_mb']
-        out['time_ratio_ours_over_baseline'] = out['ours_seconds'] / out['baseline_seconds']
+    out['time_ratio_ours_over_baseline'] = {f'{b["megapixels"]:.1f}': o['seconds'] / b['seconds']
+                                            for b in base for o in ours if abs(o['megapixels'] - b['megapixels']) < 0.5}
     return out
 
 
@@ -261,8 +262,10 @@ def print_table(report, megapixels):
     if 'baseline_peak_mb' in report:
         print(f'\nat {report["at_megapixels"]:.1f} MP: ours {report["ours_peak_mb"]:.0f} MB, baseline '
               f'{report["baseline_peak_mb"]:.0f} MB ({report["baseline_is"]}): '
-              f'{report["peak_ratio_baseline_over_ours"]:.1f}x less memory; time ours / baseline '
-              f'{report["time_ratio_ours_over_baseline"]:.2f}')
+              f'{report["peak_ratio_baseline_over_ours"]:.1f}x less memory')
+    ratios = report['time_ratio_ours_over_baseline']
+    if ratios:
+        print('time ours / baseline: ' + ', '.join(f'{r:.2f} at {mp} MP' for mp, r in ratios.items()))
 
 
 if __name__ == '__main__':

@@ -28,15 +28,16 @@ def load_segmenters(names, multi_levels, checkpoints, num_classes, device):
     return models
 
 
-def source_rows(input_size, output_size, start, stop):
+def source_rows(input_size, output_size, start, stop, dtype=torch.float32):
     """For output rows [start, stop) of a bilinear, align_corners=True resize from
     `input_size` to `output_size` rows: (upper input row, lower input row, upper weight,
-    lower weight), computed as PyTorch's kernels do (fp32 scale (in - 1) / (out - 1))."""
+    lower weight), computed as PyTorch's kernels do (scale (in - 1) / (out - 1) in fp32,
+    or in fp64 for fp64 scores)."""
     if output_size > 1:
-        scale = torch.tensor(input_size - 1, dtype=torch.float32) / (output_size - 1)
+        scale = torch.tensor(input_size - 1, dtype=dtype) / (output_size - 1)
     else:
-        scale = torch.tensor(0.0)
-    position = torch.arange(start, stop, dtype=torch.float32) * scale
+        scale = torch.tensor(0.0, dtype=dtype)
+    position = torch.arange(start, stop, dtype=dtype) * scale
     upper = position.floor().long().clamp(max=input_size - 1)
     lower_weight = (position - upper).clamp(0, 1)
     lower = (upper + 1).clamp(max=input_size - 1)
@@ -48,7 +49,8 @@ def upsample_rows(scores, size, start, stop):
     align_corners=True), from only the input rows they need: equal to those rows up to
     float rounding (in the tests, on the CPU, bit for bit)."""
     height, width = size
-    upper, lower, upper_weight, lower_weight = source_rows(scores.shape[2], height, start, stop)
+    upper, lower, upper_weight, lower_weight = source_rows(
+        scores.shape[2], height, start, stop, torch.float64 if scores.dtype == torch.float64 else torch.float32)
     top, bottom = int(upper[0]), int(lower[-1]) + 1
     # along the width first, on the rows needed (the height left as it is: weights 1 and 0)
     rows = F.interpolate(scores[:, :, top:bottom], size=(bottom - top, width), mode='bilinear', align_corners=True)
@@ -57,10 +59,10 @@ def upsample_rows(scores, size, start, stop):
         # fastest way on the CPU (gathering rows is several times slower); with the rows in
         # reverse order the two products add in the order PyTorch's kernel adds them
         band_rows = torch.arange(stop - start)
-        weights = torch.zeros(stop - start, bottom - top)
-        weights.index_put_((band_rows, bottom - 1 - upper), upper_weight, accumulate=True)
-        weights.index_put_((band_rows, bottom - 1 - lower), lower_weight, accumulate=True)
-        return torch.matmul(weights, rows.flip(2))
+        row_weights = torch.zeros(stop - start, bottom - top, dtype=rows.dtype)
+        row_weights.index_put_((band_rows, bottom - 1 - upper), upper_weight.to(rows.dtype), accumulate=True)
+        row_weights.index_put_((band_rows, bottom - 1 - lower), lower_weight.to(rows.dtype), accumulate=True)
+        return torch.matmul(row_weights, rows.flip(2))
     # on a GPU gathering rows is fast (and a matrix product might run in TF32)
     upper_weight, lower_weight = upper_weight.to(scores.device), lower_weight.to(scores.device)
     band = rows.index_select(2, (upper - top).to(scores.device)) * upper_weight[:, None]
@@ -69,6 +71,7 @@ def upsample_rows(scores, size, start, stop):
 
 
 def band_height(num_classes, width, band_elements=BAND_ELEMENTS):
+    """Output rows in one band: at least one."""
     return max(1, band_elements // (num_classes * width))
 
 

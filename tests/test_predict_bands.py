@@ -184,7 +184,8 @@ def test_a_bomb_is_refused_in_one_line_and_the_good_image_written(checkpoints, t
                                                             ('trainIds', 'color', 'entropy', 'overlay'))
     assert Image.MAX_IMAGE_PIXELS == 1000   # PIL's limit is put back
 
-    assert command([images], checkpoints[:1], tmp_path / 'out2', '--max-pixels', '60000') == 0   # the limit is inclusive
+    # the limit is inclusive
+    assert command([images], checkpoints[:1], tmp_path / 'out2', '--max-pixels', '60000') == 0
 
 
 @pytest.mark.parametrize('value', ['many', '0', 'inf'])

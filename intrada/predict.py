@@ -17,12 +17,21 @@ the image's path relative to the inputs' common folder, four PNGs at the image's
 <stem>_trainIds.png (argmax train ids), <stem>_color.png (palette), <stem>_entropy.png (the
 normalised entropy as a heat map: black certain, yellow uncertain), <stem>_overlay.png.
 
-Files that cannot be read are skipped and named at the end, one line each (exit status 1);
-the others are written. An output that exists is kept unless --overwrite.
+The scores are upsampled, arg-maxed and turned into entropy in bands of rows, and the four
+pictures made one after another, so that memory stays bounded for photos of any size (see
+docs/predict_large_images.md). An image above --max-pixels (default 150 MP) is refused
+from its header, before it is decoded (a decompression bomb, or a photo too large for the
+machine).
+
+Files that cannot be read or are refused are skipped and named at the end, one line each
+(exit status 1); the others are written. An output that exists is kept unless --overwrite.
 """
+import argparse
 import glob
+import itertools
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +40,7 @@ from PIL import Image, ImageOps
 from torch.utils import data
 
 from advent.cli import OneLineParser, run_guarded
-from advent.dataset.base_dataset import image_to_array, open_image, preprocess_image
+from advent.dataset.base_dataset import image_size_of, image_to_array, open_image, preprocess_image
 from advent.domain_adaptation.config import get_device, load_config
 from advent.domain_adaptation.inference import load_segmenters, segment
 from advent.errors import UserError
@@ -43,6 +52,8 @@ from advent.utils.viz_segmask import prediction_images
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm')
 LIST_EXTENSIONS = ('.txt', '.lst')
 OUTPUT_KINDS = ('trainIds', 'color', 'entropy', 'overlay')
+MAX_PIXELS = 150_000_000   # a 108 MP phone photo passes; PIL itself refuses from 179 MP
+PENDING_PIXELS = 100_000_000   # pixels of the images whose outputs wait to be written
 
 
 class PredictionError(UserError, ValueError):
@@ -102,12 +113,33 @@ def output_path(base, kind):
     return base.parent / f'{base.name}_{kind}.png'
 
 
+@contextmanager
+def pil_pixel_limit(limit):
+    """PIL's decompression-bomb limit (Image.MAX_IMAGE_PIXELS: a warning above it, an error
+    above twice it) set to `limit` inside the block."""
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def check_pixels(file, max_pixels):
+    """Refuse, from its header alone, an image with more than max_pixels pixels."""
+    with pil_pixel_limit(None):   # the check is ours: one line naming the file and the flag, no warning
+        width, height = image_size_of(file, 'image')
+    if width * height > max_pixels:
+        raise PredictionError(f'image {file} is {width}x{height} ({width * height / 1e6:.1f} MP), above the limit '
+                              f'of {max_pixels / 1e6:g} MP; --max-pixels raises it (nothing written for it)')
+
+
 class ImageFiles(data.Dataset):
     """Items (index, network input or None, RGB photo (H, W, 3) or None, error or None): a file
-    that cannot be read is an item with its one-line reason, not an exception."""
+    that cannot be read, or has more than max_pixels pixels, is an item with its one-line
+    reason, not an exception."""
 
-    def __init__(self, files, input_size, mean):
-        self.files, self.input_size, self.mean = files, tuple(input_size), mean
+    def __init__(self, files, input_size, mean, max_pixels=MAX_PIXELS):
+        self.files, self.input_size, self.mean, self.max_pixels = files, tuple(input_size), mean, max_pixels
 
     def __len__(self):
         return len(self.files)
@@ -115,7 +147,12 @@ class ImageFiles(data.Dataset):
     def __getitem__(self, index):
         file = self.files[index]
         try:
-            photo = ImageOps.exif_transpose(open_image(file, 'image')).convert('RGB')
+            check_pixels(file, self.max_pixels)
+            with pil_pixel_limit(self.max_pixels):   # PIL agrees: the images we accept decode without warnings
+                photo = open_image(file, 'image')
+            ImageOps.exif_transpose(photo, in_place=True)
+            if photo.mode != 'RGB':   # converting an RGB image would only copy it
+                photo = photo.convert('RGB')
             network_input = preprocess_image(image_to_array(photo, self.input_size, Image.BICUBIC), self.mean)
         except UserError as e:
             return index, None, None, str(e)
@@ -125,26 +162,28 @@ class ImageFiles(data.Dataset):
 
 
 def save_prediction(photo, prediction, entropy, base, overwrite, colours=None):
-    """The four PNGs of one image, each atomic; an existing one is kept unless `overwrite`."""
-    images = {'trainIds': Image.fromarray(prediction), **prediction_images(photo, prediction, entropy,
-                                                                            colours=colours)}
-    for kind in OUTPUT_KINDS:
+    """The four PNGs of one image, each atomic, made and written one at a time; an existing
+    one is kept unless `overwrite`."""
+    images = itertools.chain([('trainIds', Image.fromarray(prediction))],
+                             prediction_images(photo, prediction, entropy, colours=colours))
+    for kind, image in images:
         path = output_path(base, kind)
         if overwrite or not path.exists():
-            save_image(images[kind], path)
+            save_image(image, path)
+        del image   # before the next picture is made (a 96 MP RGB picture is 288 MB)
 
 
 def predict_files(models, weights, files, bases, input_size, mean, device, batch_size=1, num_workers=0,
-                  overwrite=False, colours=None):
+                  overwrite=False, colours=None, max_pixels=MAX_PIXELS):
     """Predict `files` and write their outputs (output_bases), colour masks in `colours` (a class
     file's palette; default the Cityscapes one). Returns (written, skipped, failures): image
-    counts and one line per file that could not be read."""
+    counts and one line per file that could not be read or was refused."""
     todo = [i for i, base in enumerate(bases)
             if overwrite or not all(output_path(base, kind).exists() for kind in OUTPUT_KINDS)]
-    loader = data.DataLoader(ImageFiles([files[i] for i in todo], input_size, mean), batch_size=batch_size,
-                             num_workers=num_workers, collate_fn=list)
+    loader = data.DataLoader(ImageFiles([files[i] for i in todo], input_size, mean, max_pixels),
+                             batch_size=batch_size, num_workers=num_workers, collate_fn=list)
     failures, written = [], 0
-    with ImageWriter() as writer:
+    with ImageWriter(max_pending_pixels=PENDING_PIXELS) as writer:
         for batch in progress_bar(loader, desc='predicting (batches)'):
             good = [item for item in batch if item[3] is None]
             failures += [item[3] for item in batch if item[3] is not None]
@@ -153,7 +192,7 @@ def predict_files(models, weights, files, bases, input_size, mean, device, batch
                 sizes = [(photo.shape[1], photo.shape[0]) for _, _, photo, _ in good]
                 for (index, _, photo, _), (prediction, entropy) in zip(good, segment(models, weights, images, sizes)):
                     writer.submit(save_prediction, photo, prediction.cpu().numpy(), entropy.cpu().numpy(),
-                                  bases[todo[index]], overwrite, colours)
+                                  bases[todo[index]], overwrite, colours, pixels=prediction.numel())
                 written += len(good)
     return written, len(files) - len(todo), failures
 
@@ -219,7 +258,7 @@ def run(args):
     else:
         num_workers = args.num_workers
     for flag, value, least in (('--input-size', min(input_size), 1), ('--batch-size', batch_size, 1),
-                               ('--num-workers', num_workers, 0)):
+                               ('--num-workers', num_workers, 0), ('--max-pixels', args.max_pixels, 1)):
         if value < least:
             raise PredictionError(f'{flag} must be at least {least}, got {value}')
     checkpoints, names, multi, weights = resolve_ensemble(args, cfg)
@@ -232,7 +271,7 @@ def run(args):
     with numeric_settings(cfg.ALLOW_TF32):  # strict fp32 by default, as evaluation and ranking
         written, skipped, failures = predict_files(models, weights, files, output_bases(files, args.out_dir),
                                                    input_size, cfg.TEST.IMG_MEAN, device, batch_size, num_workers,
-                                                   args.overwrite, target_colours(cfg))
+                                                   args.overwrite, target_colours(cfg), args.max_pixels)
     print(f'{written} images predicted into {args.out_dir}'
           + (f'; {skipped} skipped, their outputs exist (--overwrite replaces them)' if skipped else ''))
     for line in failures:
@@ -240,6 +279,14 @@ def run(args):
     if failures:
         print(f'{len(failures)} of {len(files)} images failed', file=sys.stderr)
     return failures
+
+
+def pixel_count(text):
+    """A pixel count such as 150000000 or 1.5e8."""
+    try:
+        return int(float(text))
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f'expected a number of pixels such as 1.5e8, got {text!r}') from None
 
 
 def get_arguments(argv=None):
@@ -262,6 +309,8 @@ def get_arguments(argv=None):
                         help='image-loading processes (default: NUM_WORKERS with --cfg, else 0)')
     parser.add_argument('--device', default='auto', help='auto (a GPU when there is one), cpu, cuda or cuda:N')
     parser.add_argument('--overwrite', action='store_true', help='replace outputs that exist')
+    parser.add_argument('--max-pixels', '--max_pixels', dest='max_pixels', type=pixel_count, default=MAX_PIXELS,
+                        help=f'refuse images with more pixels, checked before decoding (default {MAX_PIXELS:.3g})')
     parser.add_argument('--debug', action='store_true', help='show the full traceback on errors')
     return parser.parse_args(argv)
 

@@ -100,18 +100,24 @@ def _pil_format(path):
 
 class ImageWriter:
     """Saves images on a few threads, each save atomic (save_image), so that encoding PNGs
-    does not hold up the device. At most `max_pending` saves wait; the first failure is
+    does not hold up the device. At most `max_pending` saves wait, and, with
+    `max_pending_pixels`, saves of at most that many pixels in all (`submit`'s `pixels`; one
+    save always may), so that large images do not pile up in memory; the first failure is
     raised by `submit` or on leaving the `with` block, which waits for every save."""
 
-    def __init__(self, workers=None, max_pending=32):
+    def __init__(self, workers=None, max_pending=32, max_pending_pixels=None):
         self.pool = ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1), thread_name_prefix='png-writer')
-        self.max_pending = max_pending
-        self.pending = collections.deque()
+        self.max_pending, self.max_pending_pixels = max_pending, max_pending_pixels
+        self.pending = collections.deque()   # (future, pixels)
 
-    def submit(self, fn, *args):
-        while len(self.pending) >= self.max_pending:
-            self.pending.popleft().result()
-        self.pending.append(self.pool.submit(fn, *args))
+    def submit(self, fn, *args, pixels=0):
+        def full():
+            waiting = sum(p for _, p in self.pending) + pixels
+            return len(self.pending) >= self.max_pending or (self.max_pending_pixels is not None
+                                                             and waiting > self.max_pending_pixels)
+        while self.pending and full():
+            self.pending.popleft()[0].result()
+        self.pending.append((self.pool.submit(fn, *args), pixels))
 
     def __enter__(self):
         return self
@@ -119,7 +125,7 @@ class ImageWriter:
     def __exit__(self, exc_type, exc, tb):
         try:
             while self.pending:
-                future = self.pending.popleft()
+                future, _ = self.pending.popleft()
                 if exc_type is None:
                     future.result()
                 else:

@@ -23,6 +23,7 @@ def class_colours(names, colours):
 
 
 palette = flat_palette(_info['palette'])
+BAND_PIXELS = 2 ** 21  # pixels in one band of rows of the pictures made in bands
 # (name, RGB) per train id, for a figure's legend
 CLASS_COLOURS = class_colours(_info['label'], _info['palette'])
 
@@ -39,21 +40,39 @@ def colorize_rgb(mask, colours=None):
     return np.asarray(colorize_mask(mask, colours).convert('RGB'))
 
 
+def _rgb_by_rows(compute, *arrays):
+    """compute(*bands) over bands of rows of `arrays` (all H x W ...), into one RGB uint8
+    (H, W, 3): the float temporaries are a band's, not the whole picture's (a 96 MP photo
+    in float64 is 2.3 GB)."""
+    height, width = np.shape(arrays[0])[:2]
+    rows = max(1, BAND_PIXELS // max(width, 1))
+    out = np.empty((height, width, 3), np.uint8)
+    for top in range(0, height, rows):
+        out[top:top + rows] = compute(*(np.asarray(a[top:top + rows]) for a in arrays))
+    return out
+
+
 def entropy_heatmap(entropy):
     """Entropy map in [0, 1] (H, W) -> RGB uint8 (H, W, 3), from black (certain) through red
     to yellow (uncertain)."""
-    e = np.clip(np.asarray(entropy, np.float32), 0, 1)[..., None]
-    return (255 * np.concatenate([np.sqrt(e), e, e ** 3 * 0.3], axis=2)).astype(np.uint8)
+    def heat(band):
+        e = np.clip(np.asarray(band, np.float32), 0, 1)[..., None]
+        return (255 * np.concatenate([np.sqrt(e), e, e ** 3 * 0.3], axis=2)).astype(np.uint8)
+    return _rgb_by_rows(heat, entropy)
 
 
 def overlay(photo, mask, alpha=0.5, colours=None):
     """The colour mask blended over an RGB photo (H, W, 3) of the mask's size: RGB uint8."""
-    photo = np.asarray(photo, np.float32)
-    return np.rint((1 - alpha) * photo + alpha * colorize_rgb(mask, colours)).astype(np.uint8)
+    def blend(photo_band, mask_band):
+        blended = (1 - alpha) * np.asarray(photo_band, np.float32) + alpha * colorize_rgb(mask_band, colours)
+        return np.rint(blended).astype(np.uint8)
+    return _rgb_by_rows(blend, photo, mask)
 
 
 def prediction_images(photo, mask, entropy, alpha=0.5, colours=None):
-    """The pictures of one prediction, all at the photo's size: {'color': paletted colour mask,
-    'entropy': heat map, 'overlay': colour mask over the photo} as PIL images."""
-    return {'color': colorize_mask(mask, colours), 'entropy': Image.fromarray(entropy_heatmap(entropy)),
-            'overlay': Image.fromarray(overlay(photo, mask, alpha, colours))}
+    """The pictures of one prediction, all at the photo's size, made one at a time so that
+    only one is held (a 96 MP RGB picture is 288 MB): ('color', paletted colour mask),
+    ('entropy', heat map), ('overlay', colour mask over the photo), as PIL images."""
+    yield 'color', colorize_mask(mask, colours)
+    yield 'entropy', Image.fromarray(entropy_heatmap(entropy))
+    yield 'overlay', Image.fromarray(overlay(photo, mask, alpha, colours))

@@ -15,6 +15,8 @@ iterations left out), its ratio to SourceOnly and the seconds per iteration spen
 OUT_DIR/adversarial_profile.json holds every round's figures.
 """
 import argparse
+import contextlib
+import io
 import json
 import statistics
 import sys
@@ -56,7 +58,8 @@ class TimedBatches(train_UDA.InfiniteBatches):
 def time_run(cfg_path):
     """(seconds per iteration, seconds fetching batches per iteration) of one training run."""
     TimedBatches.created, TimedBatches.starts, TimedBatches.fetch_seconds = 0, [], []
-    experiment.run_training(finalize_paths(load_config(cfg_path)))
+    with contextlib.redirect_stdout(io.StringIO()):  # the training's own messages: the table stays readable
+        experiment.run_training(finalize_paths(load_config(cfg_path)))
     starts = TimedBatches.starts[SKIPPED:]
     iterations = len(starts) - 1
     per_iteration = (starts[-1] - starts[0]) / iterations

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from advent.domain_adaptation.eval_UDA import load_cache, load_results_cache, miou_percent
+from intrada.demo.stages import DISCRIMINATOR_WIDTH
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTED_KEYS = {'source_only', 'bn_only', 'advent', 'intrada', 'split', 'seconds', 'settings', 'seed',
@@ -73,6 +75,17 @@ def test_control_and_ablation_start_as_intrada(demo):
     assert (st_rank / 'hard_split.txt').read_text().split() == []
     norm = config(out, 'intrada_norm')
     assert json.loads((Path(norm['DATA_LIST_SOURCE']).parent / 'entropy_ranking.json').read_text())['normalize']
+
+
+def test_every_run_uses_the_demo_discriminator_width(demo):
+    """TRAIN.D_NDF in every generated config, and the adversarial runs' saved discriminators have it."""
+    out, _, results = demo
+    for run in RUNS:
+        assert config(out, run)['TRAIN']['D_NDF'] == DISCRIMINATOR_WIDTH, run
+    for run in ('advent', 'intrada', 'advent_continued', 'intrada_norm'):
+        saved = torch.load(out / 'snapshots' / run / f'model_{results[run]["best_iter"]}_D_main.pth',
+                           map_location='cpu', weights_only=True)
+        assert saved['0.weight'].shape[0] == DISCRIMINATOR_WIDTH, run
 
 
 def test_splits_and_their_conditions(demo):

@@ -81,6 +81,9 @@ def default_config():
     c.TRAIN.LAMBDA_SEG_AUX = 0.1
     c.TRAIN.DA_METHOD = 'AdvEnt'
     c.TRAIN.LEARNING_RATE_D = 1e-4
+    # Width of the discriminators' first conv (ndf; the others are 2x, 4x, 8x it). 64 is the
+    # original's; the demo's reduced segmenter uses a narrower one (docs/discriminator_width.md).
+    c.TRAIN.D_NDF = 64
     c.TRAIN.LAMBDA_ADV_MAIN = 0.001
     c.TRAIN.LAMBDA_ADV_AUX = 0.0002
     c.TRAIN.LAMBDA_ENT_MAIN = 0.001
@@ -130,7 +133,7 @@ CHOICES = {
     'TEST.MODE': ('best', 'single'),
     'TEST.SELECTION': ('miou', 'entropy', 'im', 'last'),
 }
-POSITIVE_INTS = ('NUM_CLASSES', 'TRAIN.BATCH_SIZE_SOURCE', 'TRAIN.BATCH_SIZE_TARGET', 'TRAIN.MAX_ITERS',
+POSITIVE_INTS = ('NUM_CLASSES', 'TRAIN.BATCH_SIZE_SOURCE', 'TRAIN.BATCH_SIZE_TARGET', 'TRAIN.D_NDF', 'TRAIN.MAX_ITERS',
                  'TRAIN.EARLY_STOP', 'TRAIN.SAVE_PRED_EVERY', 'TRAIN.TENSORBOARD_VIZRATE',
                  'TEST.SNAPSHOT_STEP', 'TEST.SNAPSHOT_MAXITER', 'TEST.BATCH_SIZE_TARGET')
 # Stage 3's targets: the hard split of a ranking (SPEC 9, 11).

@@ -189,6 +189,11 @@ def load_resume_state(path, cfg, model):
         raise CheckpointError(f'training state {path} holds the discriminators {sorted(state["discriminators"])}, '
                               f'TRAIN.DA_METHOD {cfg.TRAIN.DA_METHOD} expects {expected}: another run in this folder?')
     check_state_dict(model, state['model'], f'{path} (model)')
+    for saved in state['discriminators'].values():
+        first_conv = saved.get('0.weight') if isinstance(saved, dict) else None
+        if torch.is_tensor(first_conv) and first_conv.shape[0] != cfg.TRAIN.D_NDF:
+            raise CheckpointError(f'training state {path} was written with TRAIN.D_NDF {first_conv.shape[0]}, the '
+                                  f'config has {cfg.TRAIN.D_NDF}: set it back to continue this run')
     saved_original = saved_by_original_sgd(state['optimizer'])
     if saved_original != cfg.TRAIN.ORIGINAL_SGD:
         raise CheckpointError(f'training state {path} was written with TRAIN.ORIGINAL_SGD {saved_original}, the '

@@ -97,11 +97,11 @@ def train_loop(model, source_loader, target_loader, cfg, resume_state=None):
         model.to(memory_format=torch.channels_last)
 
     # Discriminators on the aux and main entropy maps (looked up on the module at call
-    # time, so a caller can substitute the builder).
+    # time, so a caller can substitute the builder), TRAIN.D_NDF wide.
     d_aux = d_main = None
     if method == 'AdvEnt':
-        d_aux = discriminator.get_fc_discriminator(num_classes=num_classes).train().to(device)
-        d_main = discriminator.get_fc_discriminator(num_classes=num_classes).train().to(device)
+        d_aux = discriminator.get_fc_discriminator(num_classes=num_classes, ndf=cfg.TRAIN.D_NDF).train().to(device)
+        d_main = discriminator.get_fc_discriminator(num_classes=num_classes, ndf=cfg.TRAIN.D_NDF).train().to(device)
     discriminators = [d for d in (d_aux, d_main) if d is not None]
 
     optimizer = segmenter_optimizer(model, cfg)

@@ -181,7 +181,9 @@ def _rank_into(model, dataset, input_size, device, mask_dir, normalize, lambda1,
                 mean_entropy = class_entropy.mean()
                 prediction = argmax_channels(pred_main)[0].to(torch.uint8)
                 rare = rare_class_count(prediction) if normalize else None
-            current = _HostCopy(names[0], mean_entropy, prediction, rare, image[0], class_entropy)
+            # the per-class entropy is held until the next image is queued only when an overview may need it
+            current = _HostCopy(names[0], mean_entropy, prediction, rare, image[0],
+                                class_entropy if extremes is not None else None)
             if pending is not None:
                 _finish_image(pending, records, writer, mask_dir, extremes)
             pending = current

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from devices import DEVICES
 from stage_utils import CLASS_NAMES, TINY, write_yaml
 from test_fast_paths import random_model
 
@@ -144,29 +145,30 @@ def test_extreme_images_are_the_ends_of_the_sorted_ranking():
     assert len(kept) < len(scores)   # tiles() only for the images kept at the time
 
 
-def test_ranking_runs_the_model_once_per_image_and_draws_the_same_overview(tmp_path):
+@pytest.mark.parametrize('device', DEVICES)
+def test_ranking_runs_the_model_once_per_image_and_draws_the_same_overview(tmp_path, device):
     """The overview drawn from the images kept while ranking is, pixel for pixel, the one
     drawn by predicting its images again (the former second pass, render_ranking_overview)."""
     from entropy_rank.overview import OVERVIEW_NAME, render_ranking_overview
     from entropy_rank.ranking import rank_target_images
-    model = random_model(3, head_std=0.05)
+    device = torch.device(device)
+    model = random_model(3, head_std=0.05).to(device)
     forwards = []
     model.register_forward_hook(lambda *_: forwards.append(1))
     dataset = RepeatedImages(11, distinct=4)
-    cpu = torch.device('cpu')
-    easy, hard, _ = rank_target_images(model, dataset, (40, 24), cpu, tmp_path, True, 0.67, overview_count=2)
+    easy, hard, _ = rank_target_images(model, dataset, (40, 24), device, tmp_path, True, 0.67, overview_count=2)
     assert len(forwards) == len(dataset)
     saved = json.loads((tmp_path / 'entropy_ranking.json').read_text())
     summary = saved['summary']
     assert [r['name'] for r in saved['ranking']] == easy + hard
     assert len(summary['easiest']) == len(summary['hardest']) == 2
-    reference = render_ranking_overview(model, dataset, cpu, summary, 0)
+    reference = render_ranking_overview(model, dataset, device, summary, 0)
     drawn = Image.open(tmp_path / OVERVIEW_NAME)
     assert drawn.size == reference.size
     assert np.array_equal(np.asarray(drawn.convert('RGB')), np.asarray(reference.convert('RGB')))
     # without the figure the ranking writes the same files but ranking_overview.png
     plain = tmp_path / 'plain'
-    rank_target_images(model, dataset, (40, 24), cpu, plain, True, 0.67, overview_count=2, overview=False)
+    rank_target_images(model, dataset, (40, 24), device, plain, True, 0.67, overview_count=2, overview=False)
     assert not (plain / OVERVIEW_NAME).exists()
     assert json.loads((plain / 'entropy_ranking.json').read_text()) == saved
 

@@ -112,7 +112,7 @@ fi
 import json, sys
 report = json.load(open(sys.argv[1]))
 print(f"  {report['versions'].get('gpu', report['versions']['cpu'])}, torch {report['versions']['torch']}")
-for key in ('eval', 'eval_postprocess', 'rank', 'rank_postprocess', 'train', 'eval_memory', 'rank_memory',
+for key in ('eval', 'eval_postprocess', 'rank', 'rank_postprocess', 'rank_overview', 'train', 'eval_memory', 'rank_memory',
             'train_memory'):
     if key in report:
         m = report[key]

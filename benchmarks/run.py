@@ -16,10 +16,14 @@ in the same process, and reports ours / baseline:
     np.argmax over the channels, fast_hist). Both must give the same confusion matrix.
 - rank: images/s of the entropy ranking at 1024x512, with normalisation (the original
     always normalised: its --normalize flag read 'False' as true).
-    ours: entropy_rank.ranking.rank_target_images (device-side argmax / entropy / rare
-    classes, PNGs written by a thread pool); baseline: IntraDA's entropy.py loop
-    (find_rare_class and colorize_save on host numpy copies, PNGs saved in line). Both must
-    give the same split.
+    ours: entropy_rank.ranking.rank_target_images without the overview figure, which the
+    original does not draw (device-side argmax / entropy / rare classes, PNGs written by a
+    thread pool); baseline: IntraDA's entropy.py loop (find_rare_class and colorize_save on
+    host numpy copies, PNGs saved in line). The same outputs on both sides (pseudo-labels and
+    splits); both must give the same split.
+- rank_overview: the cost of stage 2's overview figure (ranking_overview.png, drawn from the
+    images kept while ranking): images/s of ours' ranking with the figure ("ours") against
+    the same ranking without it ("baseline").
 - train: iterations/s of AdvEnt training (segmenter and both discriminators, GTA5 1280x720 +
     Cityscapes 1024x512 batches of one).
     ours: train_UDA with TRAIN.AMP bf16, TRAIN.CHANNELS_LAST, TRAIN.CUDNN_BENCHMARK and
@@ -136,21 +140,32 @@ def bench_eval_post(model, device, args, sizes, reps=3):
 
 # ------------------------------------------------------------------ ranking
 
+def fresh_dirs(root):
+    """A function giving a new empty folder under root at every call (a ranking per folder)."""
+    numbers = iter(range(10 ** 6))
+
+    def fresh(side):
+        path = Path(root) / f'{side}{next(numbers)}'
+        path.mkdir()
+        return path
+    return fresh
+
+
+def ours_rank(model, size, device, out_dir, workers, dataset, overview=False):
+    """ranking.rank_target_images with normalisation and lambda1 0.67; the split."""
+    easy, hard, _ = ranking.rank_target_images(model, dataset, size, device, out_dir, True, 0.67, workers,
+                                               overview=overview)
+    return easy, hard
+
+
 def bench_rank(model, device, args, sizes):
     size = sizes['rank_input']
     interp = upsampler(size)
     with tempfile.TemporaryDirectory(prefix='intrada-bench-') as tmp:
-        outputs = iter(range(10 ** 6))
-
-        def out_dir(side):
-            path = Path(tmp) / f'{side}{next(outputs)}'
-            path.mkdir()
-            return path
+        out_dir = fresh_dirs(tmp)
 
         def ours(dataset, workers):
-            easy, hard, _ = ranking.rank_target_images(model, dataset, size, device, out_dir('ours'), True, 0.67,
-                                                       workers)
-            return easy, hard
+            return ours_rank(model, size, device, out_dir('ours'), workers, dataset)
 
         def baseline(dataset, workers):
             return original_way.rank(model, loader_for(dataset, device, workers), device, interp, out_dir('baseline'))
@@ -163,6 +178,18 @@ def bench_rank(model, device, args, sizes):
                         device)
     return (rates(sides, args.rank_images, 'images/s'), peaks(sides, device),
             sides['ours'].result == sides['baseline'].result)
+
+
+def bench_rank_overview(model, device, args, sizes):
+    """Ours' ranking with the overview figure against without it, on warm models."""
+    size = sizes['rank_input']
+    dataset = RandomImages(args.rank_images, size, size, ignore_only=True, seed=4)
+    with tempfile.TemporaryDirectory(prefix='intrada-bench-') as tmp:
+        out_dir = fresh_dirs(tmp)
+        sides = compare(lambda: ours_rank(model, size, device, out_dir('figure'), args.workers, dataset, True),
+                        lambda: ours_rank(model, size, device, out_dir('plain'), args.workers, dataset),
+                        args.rounds, device)
+    return rates(sides, args.rank_images, 'images/s')
 
 
 def ours_rank_post(pred_mains, names, interp, out_dir):
@@ -379,6 +406,9 @@ def main(argv=None):
                 report[f'{part}_postprocess'], report['checks'][f'{part}_{post_check}'] = \
                     post(model, device, args, sizes)
                 _print('  after the forward pass', report[f'{part}_postprocess'])
+            if 'rank' in args.only:
+                report['rank_overview'] = bench_rank_overview(model, device, args, sizes)
+                _print('  with the overview figure (ours) / without (baseline)', report['rank_overview'])
         for part in ('eval', 'rank'):
             if part in args.only:
                 report['precision'][part] = {side: fp32_precision(EVAL_RANK_TF32) for side in ('ours', 'baseline')}

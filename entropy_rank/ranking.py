@@ -28,7 +28,8 @@ from advent.utils.precision import numeric_settings
 from advent.utils.progress import progress_bar
 from advent.utils.serialization import ImageWriter, atomic_write_text, check_writable_dir, json_dump, save_image
 from advent.utils.viz_segmask import colorize_mask
-from entropy_rank.overview import OVERVIEW_COUNT, OVERVIEW_NAME, ranking_summary, render_ranking_overview
+from entropy_rank.overview import (OVERVIEW_COUNT, OVERVIEW_NAME, ExtremeImages, dataset_classes, overview_figure,
+                                   ranking_summary)
 
 # wall, fence, pole, light, sign, terrain, rider, truck, bus, train, motorcycle
 RARE_CLASSES = (3, 4, 5, 6, 7, 9, 12, 14, 15, 16, 17)
@@ -64,10 +65,12 @@ def normalizer(prediction, rare_classes=RARE_CLASSES):
 
 class _HostCopy:
     """One image's results on their way to the host: non-blocking copies into pinned
-    memory on CUDA (read after an event), the tensors themselves elsewhere."""
+    memory on CUDA (read after an event), the tensors themselves elsewhere. The input image
+    and the per-class entropy, for the overview, stay where they are."""
 
-    def __init__(self, name, mean_entropy, prediction, rare):
+    def __init__(self, name, mean_entropy, prediction, rare, image=None, class_entropy=None):
         self.name = name
+        self.image, self.class_entropy = image, class_entropy
         tensors = [mean_entropy, prediction] + ([] if rare is None else [rare])
         self.event = None
         if prediction.is_cuda:
@@ -91,14 +94,20 @@ def _save_masks(mask, mask_dir, name, keep_path=False, colours=None):
     save_image(colorize_mask(mask, colours), mask_dir / color_name)
 
 
-def _finish_image(result, records, writer, mask_dir, rare_classes=RARE_CLASSES, keep_path=False, colours=None):
-    """Record one image's score (the same float arithmetic as the original) and queue its PNGs."""
+def _finish_image(result, records, writer, mask_dir, rare_classes=RARE_CLASSES, keep_path=False, colours=None,
+                  extremes=None):
+    """Record one image's score (the same float arithmetic as the original), queue its PNGs
+    and offer it to the overview's extremes. An entropy map that is kept stays on the device
+    until the figure is drawn: the loop never waits for it."""
     mean_entropy, prediction, *rare = result.get()
     mean_entropy = mean_entropy.item()
     factor = normalizer_from_count(int(rare[0]), rare_classes) if rare else 1
     records.append({'name': result.name, 'score': mean_entropy * factor, 'mean_entropy': mean_entropy,
                     'normalizer': factor})
     writer.submit(_save_masks, prediction.numpy(), mask_dir, result.name, keep_path, colours)
+    if extremes is not None:
+        extremes.offer(result.name, records[-1]['score'],
+                       lambda: (result.image, prediction, result.class_entropy.sum(1)[0]))
 
 
 def split_by_entropy(scores, lambda1):
@@ -121,9 +130,10 @@ def pseudo_label_names(name, keep_path=False):
 
 
 def rank_target_images(model, dataset, input_size, device, out_dir, normalize, lambda1, num_workers=0,
-                       checkpoint='', overview_count=OVERVIEW_COUNT):
+                       checkpoint='', overview_count=OVERVIEW_COUNT, overview=True):
     """Run the ranking; writes easy_split.txt, hard_split.txt, color_masks/,
-    entropy_ranking.json and ranking_overview.png (entropy_rank.overview) in out_dir.
+    entropy_ranking.json and, with `overview`, ranking_overview.png (entropy_rank.overview,
+    drawn from the images kept while ranking: the model runs once per image) in out_dir.
     Returns (easy, hard, scores).
 
     The pseudo-labels go to a hidden staging folder first and move into color_masks/ only
@@ -134,12 +144,14 @@ def rank_target_images(model, dataset, input_size, device, out_dir, normalize, l
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix='.color_masks.', suffix='.tmp', dir=out_dir))
     try:
+        extremes = ExtremeImages(overview_count) if overview else None
         easy, hard, records = _rank_into(model, dataset, input_size, device, staging, normalize, lambda1,
-                                         num_workers)
+                                         num_workers, extremes)
         ranked = sorted(records, key=lambda r: r['score'])
         summary = ranking_summary(ranked, lambda1, overview_count)
         # a dataset without IMG_MEAN (a test's) is drawn as it is
-        overview = render_ranking_overview(model, dataset, device, summary, getattr(dataset, 'mean', 0))
+        figure = (overview_figure(summary, extremes.images(), getattr(dataset, 'mean', 0), None,
+                                  *dataset_classes(dataset)) if overview else None)
         mask_dir.mkdir(exist_ok=True)
         for file in sorted(p for p in staging.rglob('*') if p.is_file()):
             target = mask_dir / file.relative_to(staging)
@@ -155,12 +167,14 @@ def rank_target_images(model, dataset, input_size, device, out_dir, normalize, l
     atomic_write_text(out_dir / 'hard_split.txt', ''.join(f'{n}\n' for n in hard))
     json_dump({'checkpoint': str(checkpoint), 'normalize': normalize, 'lambda1': lambda1, 'summary': summary,
                'ranking': ranked}, out_dir / 'entropy_ranking.json')
-    save_image(overview, out_dir / OVERVIEW_NAME)
+    if figure is not None:
+        save_image(figure, out_dir / OVERVIEW_NAME)
     return easy, hard, records
 
 
-def _rank_into(model, dataset, input_size, device, mask_dir, normalize, lambda1, num_workers):
-    """Score every image and write its pseudo-labels into mask_dir; returns (easy, hard, records)."""
+def _rank_into(model, dataset, input_size, device, mask_dir, normalize, lambda1, num_workers, extremes=None):
+    """Score every image, write its pseudo-labels into mask_dir and offer it to `extremes`
+    (ExtremeImages or None); returns (easy, hard, records)."""
     loader = data.DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers,
                              pin_memory=device.type == 'cuda')
     interp = nn.Upsample(size=(input_size[1], input_size[0]), mode='bilinear', align_corners=True)
@@ -177,15 +191,18 @@ def _rank_into(model, dataset, input_size, device, mask_dir, normalize, lambda1,
         for image, _, _, names in progress_bar(loader, desc='entropy ranking'):
             with torch.no_grad():
                 pred_main = interp(model(image.to(device, non_blocking=True))[1])
-                mean_entropy = prob_2_entropy(F.softmax(pred_main, dim=1)).mean()
+                class_entropy = prob_2_entropy(F.softmax(pred_main, dim=1))
+                mean_entropy = class_entropy.mean()
                 prediction = argmax_channels(pred_main)[0].to(torch.uint8)
                 rare = rare_class_count(prediction, rare_classes) if normalize else None
-            current = _HostCopy(names[0], mean_entropy, prediction, rare)
+            # the per-class entropy is held until the next image is queued only when an overview may need it
+            current = _HostCopy(names[0], mean_entropy, prediction, rare, image[0],
+                                class_entropy if extremes is not None else None)
             if pending is not None:
-                _finish_image(pending, records, writer, mask_dir, rare_classes, **mask_options)
+                _finish_image(pending, records, writer, mask_dir, rare_classes, extremes=extremes, **mask_options)
             pending = current
         if pending is not None:
-            _finish_image(pending, records, writer, mask_dir, rare_classes, **mask_options)
+            _finish_image(pending, records, writer, mask_dir, rare_classes, extremes=extremes, **mask_options)
     easy, hard = split_by_entropy([(r['name'], r['score']) for r in records], lambda1)
     return easy, hard, records
 

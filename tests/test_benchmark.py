@@ -38,7 +38,7 @@ def test_benchmark_writes_every_measurement(tmp_path, bench):
     # ours and the baseline compute the same thing
     assert written['checks'] == {'eval_same_confusion_matrix': True, 'rank_same_split': True,
                                  'eval_postprocess_same_confusion_matrix': True, 'rank_postprocess_same_scores': True}
-    for key in ('eval_postprocess', 'rank_postprocess'):
+    for key in ('eval_postprocess', 'rank_postprocess', 'rank_overview'):
         assert set(written[key]) == {'ours', 'baseline', 'ratio', 'unit'} and written[key]['ours'] > 0
     assert written['settings']['sizes_wh']['eval_output'] == [128, 64]
     assert report['train'] == written['train']

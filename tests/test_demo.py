@@ -192,7 +192,32 @@ def fake_results(seed, shift):
     return results
 
 
-def test_aggregate_mean_sd_and_the_spread_rule():
+def test_t_quantile_against_the_table():
+    from intrada.demo.paired import t_quantile
+    # Student's t, 0.975 quantile (two-sided 95 %), and one 0.95 quantile, from the standard tables
+    for df, expected in ((1, 12.706205), (2, 4.302653), (3, 3.182446), (4, 2.776445), (9, 2.262157),
+                         (30, 2.042272)):
+        assert t_quantile(0.975, df) == pytest.approx(expected, abs=1e-6)
+    assert t_quantile(0.95, 5) == pytest.approx(2.015048, abs=1e-6)
+
+
+def test_paired_interval_by_hand():
+    """IntraDA minus AdvEnt continued on three seeds: +0.94, +0.36, +0.70."""
+    from intrada.demo.paired import paired_comparison, paired_interval
+    differences = [0.94, 0.36, 0.70]
+    mean = (0.94 + 0.36 + 0.70) / 3
+    sd = (sum((d - mean) ** 2 for d in differences) / 2) ** 0.5
+    half = 4.302653 * sd / 3 ** 0.5   # t_{0.975, 2}
+    got_mean, low, high = paired_interval(differences)
+    assert got_mean == pytest.approx(0.6667, abs=1e-4)
+    assert (low, high) == (pytest.approx(mean - half, abs=1e-5), pytest.approx(mean + half, abs=1e-5))
+    assert low < 0 < high   # three seeds, all won, and still the interval holds 0
+    entry = paired_comparison('intrada', 'advent_continued', [11.94, 11.36, 11.70], [11.0, 11.0, 11.0])
+    assert entry['differences'] == differences and entry['mean'] == 0.667 and entry['wins'] == 3
+    assert entry['ci95'] == [round(mean - half, 3), round(mean + half, 3)] and not entry['excludes_zero']
+
+
+def test_aggregate_mean_sd_and_the_paired_comparisons():
     from intrada.demo.aggregate import aggregate
     summary = aggregate({5: fake_results(5, 1.0), 4: fake_results(4, -1.0)})
     assert summary['seeds'] == [4, 5] and list(summary['per_seed']) == ['4', '5']
@@ -200,18 +225,19 @@ def test_aggregate_mean_sd_and_the_spread_rule():
     assert advent['mIoU'] == [10.0, 12.0] and advent['mean'] == 11.0
     assert advent['sd'] == pytest.approx(np.std([10.0, 12.0], ddof=1), abs=0.005)
     assert advent['last_mean'] == 10.5
-    differences = {(c['row'], c['against']): c for c in summary['comparisons']}
-    # every row has sd 1.41: AdvEnt - source only (4.0) exceeds it, IntraDA - AdvEnt continued (0.3) does not
-    assert differences['advent', 'source_only']['exceeds_spread']
-    assert differences['intrada', 'advent_continued']['difference'] == pytest.approx(0.3)
-    assert not differences['intrada', 'advent_continued']['exceeds_spread']
-    assert ('self_training', 'advent_continued') not in differences  # not run without --ablation
+    comparisons = {(c['row'], c['against']): c for c in summary['comparisons']}
+    assert list(comparisons) == [('intrada', 'advent_continued'), ('intrada', 'advent'), ('advent', 'source_only'),
+                                 ('advent', 'bn_only')]   # self-training and normalisation not run
+    # every row has sd 1.41, but the rows move together over the seeds: the paired differences do not vary
+    paired = comparisons['intrada', 'advent_continued']
+    assert paired['differences'] == [0.3, 0.3] and paired['mean'] == 0.3 and paired['wins'] == 2
+    assert paired['ci95'] == [0.3, 0.3] and paired['excludes_zero']
     assert summary['paper'] == {'advent': 43.8, 'intrada': 46.3}
     assert summary['pseudo_labels']['easy']['pixel_accuracy']['mean'] == 60.0
     assert summary['pseudo_labels']['hard']['mIoU']['mean'] is None
 
 
-def test_seeds_flag_writes_the_aggregate(tmp_path, monkeypatch):
+def test_seeds_flag_writes_the_aggregate(tmp_path, monkeypatch, capsys):
     """--seeds 2 runs seed and seed + 1 in OUT/seed_K/ and writes OUT/results.json and
     report.md; the runs themselves are replaced by made-up results."""
     from intrada.demo import cli
@@ -219,15 +245,28 @@ def test_seeds_flag_writes_the_aggregate(tmp_path, monkeypatch):
 
     def fake_run_demo(out, seed, **settings):
         calls.append((Path(out), seed))
-        return {**fake_results(seed, seed - 7.5), 'seconds': {'total': 1.0}}
+        results = {**fake_results(seed, seed - 7.5), 'seconds': {'total': 1.0}}
+        results['bn_only']['mIoU'] += 2 * (seed - 7)   # 9.5 then 12.5: AdvEnt wins one seed of two
+        return results
 
     monkeypatch.setattr(cli, 'run_demo', fake_run_demo)
     assert cli.main(['--seeds', '2', '--seed', '7', '--out', str(tmp_path)]) == 0
     assert calls == [(tmp_path / 'seed_7', 7), (tmp_path / 'seed_8', 8)]
     summary = json.loads((tmp_path / 'results.json').read_text())
     assert summary['rows']['intrada']['mIoU'] == [11.0, 12.0]
+    for comparison in summary['comparisons']:
+        assert {'differences', 'mean', 'ci95', 'wins', 'excludes_zero'} <= set(comparison)
+    comparisons = {(c['row'], c['against']): c for c in summary['comparisons']}
+    assert comparisons['advent', 'bn_only']['differences'] == [1.0, -1.0]
+    assert comparisons['advent', 'bn_only']['wins'] == 1 and not comparisons['advent', 'bn_only']['excludes_zero']
+    assert comparisons['advent', 'source_only']['ci95'] == [4.0, 4.0]
     report = (tmp_path / 'report.md').read_text()
-    assert '11.50 ± 0.71' in report and '| 46.3 |' in report and 'exceed the spread' in report
+    assert '11.50 ± 0.71' in report and '| 46.3 |' in report
+    assert '| AdvEnt (stage 1) against BN-only control | +1.00 / -1.00 |' in report
+    excluding = next(line for line in report.splitlines() if line.startswith('- Intervals that exclude 0'))
+    assert 'AdvEnt (stage 1) against source only' in excluding and 'BN-only' not in excluding
+    out = capsys.readouterr().out
+    assert 'intervals that exclude 0:' in out and 'AdvEnt (stage 1) against BN-only control' in out
     # the regret of each criterion over the seeds (entropy: 0.5 and 1.5 in every row)
     assert summary['selection']['mean_regret'] == {'miou': 0.0, 'entropy': 1.0, 'im': 0.0, 'last': 2.0}
     assert summary['selection']['rows']['advent']['entropy']['regret'] == [0.5, 1.5]

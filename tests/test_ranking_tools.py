@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from devices import DEVICES
 from stage_utils import CLASS_NAMES, TINY, write_yaml
 from test_fast_paths import random_model
 
@@ -109,6 +110,67 @@ def test_summary_never_shows_an_image_twice():
     assert sorted(shown) == [f'n{i}' for i in range(5)]
     assert summary['easy'] == 3 and summary['cut_score'] == pytest.approx(0.35)
     assert ranking_summary(ranking, 1.0)['cut_score'] is None
+
+
+# ------------------------------------------------------------------ stage 2 in one pass
+
+class RepeatedImages(torch.utils.data.Dataset):
+    """Target-like items (image, label, shape, name): `distinct` random images repeated, so
+    that several images have exactly the same score."""
+
+    def __init__(self, n, distinct, size=(40, 24)):
+        rng = np.random.default_rng(0)
+        self.images = [rng.normal(0, 60, (3, size[1], size[0])).astype(np.float32) for _ in range(distinct)]
+        self.names = [f'c/c_{i:06d}_000019_leftImg8bit.png' for i in range(n)]
+
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, index):
+        image = self.images[index % len(self.images)]
+        return image, np.full(image.shape[1:], 255, np.int64), np.array(image.shape), self.names[index]
+
+
+def test_extreme_images_are_the_ends_of_the_sorted_ranking():
+    from entropy_rank.overview import ExtremeImages
+    rng = np.random.default_rng(1)
+    scores = rng.integers(0, 4, 40).astype(float)   # many ties
+    extremes, kept = ExtremeImages(3), []
+
+    for position, score in enumerate(scores):
+        extremes.offer(f'n{position}', score, lambda p=position: kept.append(p) or (p,))
+        assert len(extremes.images()) <= 6   # bounded by the overview, not by the list
+    ranked = [f'n{p}' for p in sorted(range(len(scores)), key=lambda p: scores[p])]   # stable, as the ranking
+    assert set(extremes.images()) == set(ranked[:3] + ranked[-3:])
+    assert len(kept) < len(scores)   # tiles() only for the images kept at the time
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_ranking_runs_the_model_once_per_image_and_draws_the_same_overview(tmp_path, device):
+    """The overview drawn from the images kept while ranking is, pixel for pixel, the one
+    drawn by predicting its images again (the former second pass, render_ranking_overview)."""
+    from entropy_rank.overview import OVERVIEW_NAME, render_ranking_overview
+    from entropy_rank.ranking import rank_target_images
+    device = torch.device(device)
+    model = random_model(3, head_std=0.05).to(device)
+    forwards = []
+    model.register_forward_hook(lambda *_: forwards.append(1))
+    dataset = RepeatedImages(11, distinct=4)
+    easy, hard, _ = rank_target_images(model, dataset, (40, 24), device, tmp_path, True, 0.67, overview_count=2)
+    assert len(forwards) == len(dataset)
+    saved = json.loads((tmp_path / 'entropy_ranking.json').read_text())
+    summary = saved['summary']
+    assert [r['name'] for r in saved['ranking']] == easy + hard
+    assert len(summary['easiest']) == len(summary['hardest']) == 2
+    reference = render_ranking_overview(model, dataset, device, summary, 0)
+    drawn = Image.open(tmp_path / OVERVIEW_NAME)
+    assert drawn.size == reference.size
+    assert np.array_equal(np.asarray(drawn.convert('RGB')), np.asarray(reference.convert('RGB')))
+    # without the figure the ranking writes the same files but ranking_overview.png
+    plain = tmp_path / 'plain'
+    rank_target_images(model, dataset, (40, 24), device, plain, True, 0.67, overview_count=2, overview=False)
+    assert not (plain / OVERVIEW_NAME).exists()
+    assert json.loads((plain / 'entropy_ranking.json').read_text()) == saved
 
 
 # ------------------------------------------------------------------ pseudo-label quality

@@ -1,14 +1,20 @@
 """Several seeds of the demo in one: per row the mean and the sample standard deviation of
-the best-snapshot mIoU, which differences between rows exceed that spread, and the paper's
-numbers for the same rows beside them."""
+the best-snapshot mIoU, the paired comparisons of rows over the seeds (paired.py), and the
+paper's numbers for the same rows beside them."""
 import numpy as np
 
-from intrada.demo.report import COMPARISONS, present_rows
+from intrada.demo.paired import paired_comparison
+from intrada.demo.report import present_rows
 
 # The paper's GTA5 -> Cityscapes mIoU (Table 1 and the ablation), for context.
 PAPER_MIOU = {'advent': 43.8, 'self_training': 45.5, 'intrada': 46.3, 'intrada_norm': 47.0}
-SPREAD_RULE = ('a difference exceeds the spread when |mean difference| > the larger of the two rows\' '
-               'sample standard deviations')
+# (row, against) compared seed by seed, where both rows ran: IntraDA against its fair control
+# first, then against the ablation's and stage 1's rows; stage 1 against its baselines.
+PAIRED_COMPARISONS = (('intrada', 'advent_continued'), ('intrada', 'self_training'), ('intrada', 'advent'),
+                      ('intrada_norm', 'intrada'), ('advent', 'source_only'), ('advent', 'bn_only'))
+PAIRED_RULE = ('each comparison is made on the per-seed differences (the row minus the other row, best snapshots): '
+               'their mean, the 95 % confidence interval of that mean (Student\'s t with seeds - 1 degrees of '
+               'freedom) and the number of seeds on which the row is higher')
 
 
 def mean_sd(values):
@@ -28,7 +34,7 @@ def _stats(values):
 def aggregate(per_seed):
     """per_seed: {seed: results of run_demo}, every seed with the same rows. Returns
     {'seeds', 'rows': {row: {'mIoU': [...], 'mean', 'sd', 'last_mean', 'last_sd'}},
-    'comparisons': [{'row', 'against', 'difference', 'larger_sd', 'exceeds_spread'}], 'rule',
+    'comparisons': [{'row', 'against', 'differences', 'mean', 'ci95', 'wins', 'excludes_zero'}], 'rule',
     'pseudo_labels': {split: {metric: {'values', 'mean', 'sd'}}}, 'split': {...}, 'paper', 'per_seed'}."""
     seeds = sorted(per_seed)
     runs = [per_seed[s] for s in seeds]
@@ -38,15 +44,10 @@ def aggregate(per_seed):
         mean, sd = mean_sd(mious)
         last_mean, last_sd = mean_sd([r[key]['mIoU_last_mean'] for r in runs])
         rows[key] = {'mIoU': mious, 'mean': mean, 'sd': sd, 'last_mean': last_mean, 'last_sd': last_sd}
-    comparisons = []
-    for row, against in COMPARISONS:
-        if row in rows and against in rows:
-            larger_sd = max(rows[row]['sd'] or 0.0, rows[against]['sd'] or 0.0)
-            difference = round(rows[row]['mean'] - rows[against]['mean'], 2)
-            comparisons.append({'row': row, 'against': against, 'difference': difference, 'larger_sd': larger_sd,
-                                'exceeds_spread': abs(difference) > larger_sd})
+    comparisons = [paired_comparison(row, against, rows[row]['mIoU'], rows[against]['mIoU'])
+                   for row, against in PAIRED_COMPARISONS if row in rows and against in rows]
     return {
-        'seeds': seeds, 'rows': rows, 'comparisons': comparisons, 'rule': SPREAD_RULE,
+        'seeds': seeds, 'rows': rows, 'comparisons': comparisons, 'rule': PAIRED_RULE,
         'pseudo_labels': {split: {metric: _stats([r['pseudo_labels'][split][metric] for r in runs])
                                   for metric in ('pixel_accuracy', 'mIoU')} for split in ('easy', 'hard')},
         'split': {metric: _stats([r['split'][metric] for r in runs]) for metric in ('precision', 'recall', 'auroc')},

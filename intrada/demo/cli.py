@@ -8,7 +8,7 @@ from advent.utils.serialization import json_dump
 from advent.utils.progress import print_line
 from intrada.demo.aggregate import aggregate
 from intrada.demo.figures import summary_figure
-from intrada.demo.report import TITLES, present_rows, write_aggregate_report
+from intrada.demo.report import TITLES, comparison_title, interval_text, present_rows, write_aggregate_report
 from intrada.demo.selection import aggregate_section, aggregate_selection, append_to_report, regret_line
 from intrada.demo.stages import run_demo
 
@@ -33,6 +33,11 @@ def print_aggregate(summary):
     print_line(f'\nmIoU on the target val set (percent), seeds {summary["seeds"]}: mean ± sd')
     for key, row in summary['rows'].items():
         print_line(f'  {TITLES[key]:<28} {row["mean"]:>7.2f} ± {row["sd"]:.2f}')
+    print_line('paired differences over the seeds: mean [95 % interval], seeds on which the first row is higher')
+    for c in summary['comparisons']:
+        print_line(f'  {comparison_title(c):<52} {interval_text(c)}  {c["wins"]}/{len(c["differences"])}')
+    excluding = [comparison_title(c) for c in summary['comparisons'] if c['excludes_zero']]
+    print_line(f'intervals that exclude 0: {"; ".join(excluding) or "none"}')
 
 
 def command_line(args):

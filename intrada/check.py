@@ -41,7 +41,7 @@ class Report:
         warned = [name for status, name, _ in self.results if status == WARN]
         if failed:
             print(f'\n{len(failed)} of {len(self.results)} checks failed: {", ".join(failed)}. Fix what their lines '
-                  f'say (README.md, section "Data and weights", tells where each dataset and weight file comes '
+                  f'say (docs/reproducing.md, section "Data and weights", tells where each dataset and weight file comes '
                   f'from), then run this check again.')
         else:
             print(f'\nAll {len(self.results)} checks passed'

@@ -77,7 +77,7 @@ def missing_checkpoint(tree, config):
 
 def missing_dataset(tree, config):
     shutil.rmtree(tree / 'GTA5')
-    return config(), 'source data', [str(tree / 'GTA5'), "README.md, section 'Data and weights'"]
+    return config(), 'source data', [str(tree / 'GTA5'), "docs/reproducing.md, section 'Data and weights'"]
 
 
 @pytest.mark.parametrize('defect', [remove_listed_image, remove_list_file, remove_val_label, unreadable_image,

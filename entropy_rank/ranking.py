@@ -19,6 +19,7 @@ from PIL import Image
 from torch import nn
 from torch.utils import data
 
+from advent.dataset.loader import worker_count
 from advent.domain_adaptation.eval_UDA import argmax_channels, load_for_evaluation
 from advent.errors import UserError
 from advent.utils.func import prob_2_entropy
@@ -153,7 +154,7 @@ def rank_target_images(model, dataset, input_size, device, out_dir, normalize, l
 
 def _rank_into(model, dataset, input_size, device, mask_dir, normalize, lambda1, num_workers):
     """Score every image and write its pseudo-labels into mask_dir; returns (easy, hard, records)."""
-    loader = data.DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers,
+    loader = data.DataLoader(dataset, batch_size=1, shuffle=False, num_workers=worker_count(num_workers),
                              pin_memory=device.type == 'cuda')
     interp = nn.Upsample(size=(input_size[1], input_size[0]), mode='bilinear', align_corners=True)
     records = []

@@ -10,7 +10,7 @@ from torch.utils import data
 from advent.dataset.base_dataset import DatasetError
 from advent.dataset.cityscapes import CityscapesDataSet, CityscapesPseudoDataSet
 from advent.dataset.gta5 import GTA5DataSet
-from advent.dataset.loader import build_train_loader
+from advent.dataset.loader import build_train_loader, worker_count
 from advent.dataset.synthia import SYNTHIADataSet
 from advent.domain_adaptation.config import ConfigError, dump_yaml
 from advent.domain_adaptation.eval_UDA import evaluate_domain_adaptation
@@ -148,6 +148,7 @@ def run_evaluation(cfg):
             if not path or not Path(path).is_file():
                 raise ConfigError(f'TEST.RESTORE_FROM: {missing_checkpoint_message(path or repr(path))}')
     test_dataset = build_test_dataset(cfg)
-    test_loader = data.DataLoader(test_dataset, batch_size=cfg.TEST.BATCH_SIZE_TARGET, num_workers=cfg.NUM_WORKERS,
+    test_loader = data.DataLoader(test_dataset, batch_size=cfg.TEST.BATCH_SIZE_TARGET,
+                                  num_workers=worker_count(cfg.NUM_WORKERS),
                                   shuffle=False, pin_memory=torch.cuda.is_available())
     return evaluate_domain_adaptation(models, test_loader, cfg)

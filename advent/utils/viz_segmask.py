@@ -14,16 +14,17 @@ palette += [0] * (256 * 3 - len(palette))
 CLASS_COLOURS = [(name, tuple(colour)) for name, colour in zip(_info['label'], _info['palette'])]
 
 
-def colorize_mask(mask):
-    """Train-id mask (H, W) -> paletted PIL image ('P' mode); 255 and unknown ids are black."""
+def colorize_mask(mask, colours=None):
+    """Train-id mask (H, W) -> paletted PIL image ('P' mode); 255 and unknown ids are black.
+    colours: a flat [r, g, b, ...] palette (default: Cityscapes)."""
     new_mask = Image.fromarray(np.asarray(mask).astype(np.uint8)).convert('P')
-    new_mask.putpalette(palette)
+    new_mask.putpalette(palette if colours is None else colours)
     return new_mask
 
 
-def colorize_rgb(mask):
+def colorize_rgb(mask, colours=None):
     """Train-id mask (H, W) -> RGB uint8 (H, W, 3) in the palette."""
-    return np.asarray(colorize_mask(mask).convert('RGB'))
+    return np.asarray(colorize_mask(mask, colours).convert('RGB'))
 
 
 def entropy_heatmap(entropy):
@@ -33,14 +34,14 @@ def entropy_heatmap(entropy):
     return (255 * np.concatenate([np.sqrt(e), e, e ** 3 * 0.3], axis=2)).astype(np.uint8)
 
 
-def overlay(photo, mask, alpha=0.5):
+def overlay(photo, mask, alpha=0.5, colours=None):
     """The colour mask blended over an RGB photo (H, W, 3) of the mask's size: RGB uint8."""
     photo = np.asarray(photo, np.float32)
-    return np.rint((1 - alpha) * photo + alpha * colorize_rgb(mask)).astype(np.uint8)
+    return np.rint((1 - alpha) * photo + alpha * colorize_rgb(mask, colours)).astype(np.uint8)
 
 
-def prediction_images(photo, mask, entropy, alpha=0.5):
+def prediction_images(photo, mask, entropy, alpha=0.5, colours=None):
     """The pictures of one prediction, all at the photo's size: {'color': paletted colour mask,
     'entropy': heat map, 'overlay': colour mask over the photo} as PIL images."""
-    return {'color': colorize_mask(mask), 'entropy': Image.fromarray(entropy_heatmap(entropy)),
-            'overlay': Image.fromarray(overlay(photo, mask, alpha))}
+    return {'color': colorize_mask(mask, colours), 'entropy': Image.fromarray(entropy_heatmap(entropy)),
+            'overlay': Image.fromarray(overlay(photo, mask, alpha, colours))}

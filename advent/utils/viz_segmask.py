@@ -12,6 +12,8 @@ palette = [channel for colour in _info['palette'] for channel in colour]
 palette += [0] * (256 * 3 - len(palette))
 # (name, RGB) per train id, for a figure's legend
 CLASS_COLOURS = [(name, tuple(colour)) for name, colour in zip(_info['label'], _info['palette'])]
+# how colorize_mask draws the ignore label (255) of a ground truth: a legend entry of its own
+IGNORE_COLOUR = ('ignore / unlabelled', (0, 0, 0))
 
 
 def colorize_mask(mask, colours=None):

@@ -55,12 +55,11 @@ def prediction_config(args):
         for key in SHARED_TEST_KEYS:
             if f'TEST.{key}' not in given:
                 cfg.TEST[key] = found[0][1].TEST[key]
-    if found and 'TEST.MODEL' not in given:   # the model that made each checkpoint's weights
-        n = len(checkpoints)
-        cfg.TEST.MODEL = [run.TRAIN.MODEL if run else _per_checkpoint(cfg.TEST.MODEL, i, n)
-                          for i, (_, run) in enumerate(runs)]
-        cfg.TEST.MULTI_LEVEL = [run.TRAIN.MULTI_LEVEL if run else _per_checkpoint(cfg.TEST.MULTI_LEVEL, i, n)
-                                for i, (_, run) in enumerate(runs)]
+    for key in ('MODEL', 'MULTI_LEVEL'):
+        if found and f'TEST.{key}' not in given:   # the model that made each checkpoint's weights
+            values = cfg.TEST[key]
+            cfg.TEST[key] = [run.TRAIN[key] if run else values[i if len(values) == len(runs) else 0]
+                             for i, (_, run) in enumerate(runs)]
     model_sources = ([source('TEST.MODEL', '--model')] if args.model else
                      [source('TEST.MODEL', from_run=path if run else None) for path, run in runs])
     models = args.model or cfg.TEST.MODEL
@@ -68,18 +67,14 @@ def prediction_config(args):
     palette, palette_source = class_palette(cfg.TEST.INFO_TARGET)
     lines = notes + [
         f'model: {", ".join(models)} (from {"; ".join(dict.fromkeys(model_sources))})',
-        f'classes: {cfg.NUM_CLASSES}, palette {palette_source} (from '
-        f'{source("TEST.INFO_TARGET", from_run=shared_from)})',
+        f'classes: {cfg.NUM_CLASSES} (from {source("NUM_CLASSES", from_run=shared_from)}), palette '
+        f'{palette_source} (from {source("TEST.INFO_TARGET", from_run=shared_from)})',
         f'mean (BGR): {" ".join(f"{v:.2f}" for v in cfg.TEST.IMG_MEAN)} '
         f'(from {source("TEST.IMG_MEAN", from_run=shared_from)})',
         f'input size: {size[0]}x{size[1]} '
         f'(from {source("TEST.INPUT_SIZE_TARGET", "--input-size" if args.input_size else None, shared_from)})',
     ]
     return cfg, palette, lines
-
-
-def _per_checkpoint(values, index, n):
-    return values[index] if len(values) == n else values[0]
 
 
 def class_palette(info_path):

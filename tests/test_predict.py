@@ -217,7 +217,7 @@ def test_a_checkpoint_alone_takes_its_runs_settings(env, ensemble_run, tmp_path,
     config = folder / 'train_cfg.yml'
     assert f'model: {TINY} (from {config})' in printed
     assert f'input size: {INPUT_SIZE[0]}x{INPUT_SIZE[1]} (from {config})' in printed
-    assert 'classes: 19, palette of ' in printed and 'mean (BGR): 104.01 116.67 122.68' in printed
+    assert f'classes: 19 (from {config}), palette of ' in printed and 'mean (BGR): 104.01 116.67 122.68' in printed
     size = IMAGES['wide.png']
     expected = main_scores(checkpoints[0], root / 'images' / 'wide.png', size).argmax(1)[0].numpy()
     written = np.asarray(Image.open(output(out, 'wide.png', 'trainIds')))

@@ -1,6 +1,10 @@
 """Stage 2: entropy ranking of the target training images into easy and hard splits.
 
 python entropy_rank/entropy.py --cfg configs/advent.yml --best_iter 70000 --normalize False --lambda1 0.67
+
+The outputs go to experiments/entropy_rank under the project root unless --out-dir says
+otherwise: the folder the packaged stage-3 config reads (the original wrote into its working
+directory, entropy_rank/, which is where its intrada.yml read them).
 """
 import sys
 from pathlib import Path
@@ -14,6 +18,7 @@ from entropy_rank.ranking import run_ranking  # noqa: E402
 
 # The packaged stage-3 config; a ranking written elsewhere gets a note on how to chain the stages.
 STAGE3_CONFIG = PROJECT_ROOT / 'configs' / 'intrada.yml'
+DEFAULT_OUT_DIR = PROJECT_ROOT / 'experiments' / 'entropy_rank'   # where STAGE3_CONFIG reads the splits
 
 
 def get_arguments(argv=None):
@@ -24,10 +29,9 @@ def get_arguments(argv=None):
     parser.add_argument('--normalize', type=str2bool, default=False,
                         help='multiply the entropy by the rare-class normaliser (true/false)')
     parser.add_argument('--lambda1', type=float, default=0.67, help='fraction of images in the easy split')
-    parser.add_argument('--out-dir', '--out_dir', dest='out_dir', type=str, default='.',
-                        help='folder for easy_split.txt, hard_split.txt and color_masks/ (default: the current '
-                             'directory, as the original; configs/intrada.yml reads them from '
-                             'experiments/entropy_rank, so pass --out-dir experiments/entropy_rank to chain the stages)')
+    parser.add_argument('--out-dir', '--out_dir', dest='out_dir', type=str, default=str(DEFAULT_OUT_DIR),
+                        help='folder for easy_split.txt, hard_split.txt and color_masks/ (default: '
+                             'experiments/entropy_rank under the project root, where configs/intrada.yml reads them)')
     parser.add_argument('--pseudo-label-quality', '--pseudo_label_quality', dest='pseudo_label_quality',
                         metavar='LABELS', default=None,
                         help='opt-in: measure both splits\' pseudo-labels against the target training labels in '
@@ -59,7 +63,7 @@ def main(args):
         return
     if Path(out_dir).resolve() != Path(stage3_folder).resolve():
         print(f'note: configs/intrada.yml reads the splits from {stage3_folder}; to run stage 3 with it, '
-              f'rank with --out-dir {stage3_folder} (or point its DATA_LIST_SOURCE/TARGET here)')
+              f'rank without --out-dir (its default is that folder), or point its DATA_LIST_SOURCE/TARGET here')
 
 
 if __name__ == '__main__':

@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils import data
 
 from advent.dataset.folder import check_distinct_pseudo_labels, load_class_file, pseudo_label_path
+from advent.dataset.loader import worker_count
 from advent.domain_adaptation.eval_UDA import argmax_channels, load_for_evaluation
 from advent.errors import UserError
 from advent.utils.func import prob_2_entropy
@@ -175,7 +176,7 @@ def rank_target_images(model, dataset, input_size, device, out_dir, normalize, l
 def _rank_into(model, dataset, input_size, device, mask_dir, normalize, lambda1, num_workers, extremes=None):
     """Score every image, write its pseudo-labels into mask_dir and offer it to `extremes`
     (ExtremeImages or None); returns (easy, hard, records)."""
-    loader = data.DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers,
+    loader = data.DataLoader(dataset, batch_size=1, shuffle=False, num_workers=worker_count(num_workers),
                              pin_memory=device.type == 'cuda')
     interp = nn.Upsample(size=(input_size[1], input_size[0]), mode='bilinear', align_corners=True)
     records = []

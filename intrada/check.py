@@ -2,7 +2,8 @@
 
 One line per check: the device and its free memory, the output folders, the checkpoints
 the config loads, and for each dataset it reads (source, target, val) its list file and
-files, then a sample of images and labels decoded as training would (sizes, label ids).
+files, then a sample of images and labels decoded as training would (sizes, label ids);
+with --full every listed image and label, naming each one that cannot be used.
 A summary says what to fix. Exit status 0 when nothing failed, 1 otherwise, 2 when the
 config itself cannot be used.
 
@@ -18,6 +19,7 @@ from advent.cli import base_parser, config_from_args, device_line, print_header,
 from advent.dataset.base_dataset import DatasetError, image_size_of
 from advent.domain_adaptation.config import DATASET_DIR, PROJECT_ROOT, STAGE3_TARGETS
 from advent.errors import UserError
+from advent.utils.progress import progress_bar
 
 OK, WARN, FAIL = 'ok', 'WARN', 'FAIL'
 GIB = 2 ** 30
@@ -28,6 +30,7 @@ class Report:
 
     def __init__(self):
         self.results = []
+        self.decoded = []   # (items decoded, items listed) per dataset
 
     def add(self, status, name, detail):
         self.results.append((status, name, detail))
@@ -41,11 +44,17 @@ class Report:
         warned = [name for status, name, _ in self.results if status == WARN]
         if failed:
             print(f'\n{len(failed)} of {len(self.results)} checks failed: {", ".join(failed)}. Fix what their lines '
-                  f'say (README.md, section "Data and weights", tells where each dataset and weight file comes '
+                  f'say (docs/reproducing.md, section "Data and weights", tells where each dataset and weight file comes '
                   f'from), then run this check again.')
         else:
             print(f'\nAll {len(self.results)} checks passed'
                   + (f'; read the warnings ({", ".join(warned)}) before a long run.' if warned else '.'))
+        decoded, listed = (sum(counts) for counts in zip(*self.decoded)) if self.decoded else (0, 0)
+        if decoded < listed:
+            print(f'Decoded {decoded} of the {listed} listed items (a sample); --full decodes every image and '
+                  f'label, as the run will.')
+        elif listed:
+            print(f'Decoded all {listed} listed items.')
 
 
 def shown(path):
@@ -155,27 +164,40 @@ def check_labels_present(report, role, dataset, files):
 
 
 def check_sample(report, role, dataset, files, samples, labelled):
-    """Decode a few evenly spaced items as training does; one line for the first problem."""
+    """Decode evenly spaced items as training does (every item when `samples` is None, with a
+    progress bar); the FAIL line counts the items that cannot be used, and names each."""
     names = list(files)
-    picks = [names[i] for i in sorted(set(np.linspace(0, len(names) - 1, min(samples, len(names))).round()
-                                          .astype(int)))]
-    image_sizes = set()
-    warning = None
-    try:
-        for name in picks:
-            image, label = files[name]
+    if samples is None:
+        picks = progress_bar(names, desc=f'decoding the {role} data')
+    else:
+        picks = [names[i] for i in sorted(set(np.linspace(0, len(names) - 1, min(samples, len(names))).round()
+                                              .astype(int)))]
+    image_sizes, warnings, errors, decoded = set(), [], [], 0
+    for name in picks:
+        image, label = files[name]
+        decoded += 1
+        try:
             image_sizes.add('x'.join(map(str, image_size_of(image, 'image'))))
             dataset.get_image(image)
-            if not labelled or label is None:
-                continue
-            warning = check_label(dataset, image, label) or warning
-    except UserError as e:
-        report.add(FAIL, f'{role} sample', str(e))
-        return
+        except UserError as e:
+            errors.append(str(e))
+        if labelled and label is not None:
+            try:
+                warnings.append(check_label(dataset, image, label))
+            except UserError as e:
+                errors.append(str(e))
+    errors, warnings = list(dict.fromkeys(errors)), [w for w in warnings if w]
+    report.decoded.append((decoded, len(names)))
     what = 'images and labels' if labelled else 'images'
-    detail = f'{len(picks)} {what} decode; image size {", ".join(sorted(image_sizes))}'
-    if warning:
-        report.add(WARN, f'{role} sample', f'{detail}; {warning}')
+    if errors:
+        others = ''.join(f'\n{"":<24}{error}' for error in errors[1:])
+        report.add(FAIL, f'{role} sample', f'{len(errors)} problem{"s" * (len(errors) > 1)} in the {decoded} items decoded: '
+                                           f'{errors[0]}{others}')
+        return
+    detail = f'{decoded} of {len(names)} {what} decode; image size {", ".join(sorted(image_sizes))}'
+    if warnings:
+        more = f' (and {len(warnings) - 1} more)' if len(warnings) > 1 else ''
+        report.add(WARN, f'{role} sample', f'{detail}; {warnings[-1]}{more}')
     else:
         report.add(OK, f'{role} sample', detail)
 
@@ -200,7 +222,7 @@ def check_label(dataset, image, label):
 
 
 def run_checks(cfg, samples=5):
-    """Every check of the module docstring; returns the Report."""
+    """Every check of the module docstring (samples None: decode every item); returns the Report."""
     report = Report()
     check_device(report, cfg)
     check_output_folders(report, cfg)
@@ -214,6 +236,9 @@ def get_arguments(argv=None):
     parser = base_parser('Check a config, its datasets, checkpoints, output folders and device before a run')
     parser.add_argument('--samples', type=int, default=5,
                         help='images (and labels) per dataset to decode (default: %(default)s)')
+    parser.add_argument('--full', action='store_true',
+                        help='decode every listed image and label, as the run will, and name every one that '
+                             'cannot be used')
     return parser.parse_args(argv)
 
 
@@ -222,7 +247,7 @@ def main(args):
         raise UserError(f'--samples must be positive, got {args.samples}')
     cfg = config_from_args(args)
     print_header(args, cfg, snapshots=cfg.TRAIN.SNAPSHOT_DIR)
-    return run_checks(cfg, args.samples)
+    return run_checks(cfg, None if args.full else args.samples)
 
 
 def console_main(argv=None):

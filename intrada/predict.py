@@ -2,11 +2,13 @@
 
     python -m intrada.predict --cfg configs/intrada_trained.yml my_photos/ --out-dir predictions/
     python -m intrada.predict --checkpoint a.pth b.pth --weight 0.5 0.5 'shots/*.jpg' --out-dir predictions/
+    python -m intrada.predict --checkpoint experiments/snapshots/RUN/model_N.pth my_photos/ --out-dir predictions/
 
 (also installed as `intrada-predict`). The models, their weights, IMG_MEAN and the input size
 come from a config's TEST section (TEST.RESTORE_FROM, TEST.MODEL, TEST.MULTI_LEVEL,
-TEST.MODEL_WEIGHT, TEST.IMG_MEAN, TEST.INPUT_SIZE_TARGET) or the defaults; flags override
-them. Several checkpoints are an ensemble as in the evaluation: sum of weight * main output;
+TEST.MODEL_WEIGHT, TEST.IMG_MEAN, TEST.INPUT_SIZE_TARGET); what --cfg does not set comes from
+the train_cfg.yml beside the checkpoint, else the defaults (intrada.predict_settings); flags
+override them all. Several checkpoints are an ensemble as in the evaluation: sum of weight * main output;
 without --weight, checkpoints given by --checkpoint weigh equally (1/n each).
 
 IMAGES: folders (their image files, subfolders included), glob patterns (quoted), list files
@@ -41,19 +43,23 @@ from torch.utils import data
 
 from advent.cli import OneLineParser, run_guarded
 from advent.dataset.base_dataset import image_size_of, image_to_array, open_image, preprocess_image
-from advent.domain_adaptation.config import get_device, load_config
+from advent.dataset.loader import worker_count
+from advent.domain_adaptation.config import get_device
 from advent.domain_adaptation.inference import load_segmenters, segment
 from advent.errors import UserError
+from advent.model.deeplabv2 import MODEL_VARIANTS
 from advent.utils.precision import numeric_settings
 from advent.utils.progress import progress_bar
-from advent.utils.serialization import ImageWriter, check_writable_dir, save_image
+from advent.utils.serialization import ImageWriter, StateDictMismatch, check_writable_dir, save_image
 from advent.utils.viz_segmask import prediction_images
+from intrada.predict_settings import prediction_config, weights_mismatch
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm')
 LIST_EXTENSIONS = ('.txt', '.lst')
 OUTPUT_KINDS = ('trainIds', 'color', 'entropy', 'overlay')
 MAX_PIXELS = 150_000_000   # a 108 MP phone photo passes; PIL itself refuses from 179 MP
 PENDING_PIXELS = 100_000_000   # pixels of the images whose outputs wait to be written
+CHECKPOINT_EXTENSIONS = ('.pth', '.pt')
 
 
 class PredictionError(UserError, ValueError):
@@ -181,7 +187,7 @@ def predict_files(models, weights, files, bases, input_size, mean, device, batch
     todo = [i for i, base in enumerate(bases)
             if overwrite or not all(output_path(base, kind).exists() for kind in OUTPUT_KINDS)]
     loader = data.DataLoader(ImageFiles([files[i] for i in todo], input_size, mean, max_pixels),
-                             batch_size=batch_size, num_workers=num_workers, collate_fn=list)
+                             batch_size=batch_size, num_workers=worker_count(num_workers), collate_fn=list)
     failures, written = [], 0
     with ImageWriter(max_pending_pixels=PENDING_PIXELS) as writer:
         for batch in progress_bar(loader, desc='predicting (batches)'):
@@ -237,20 +243,9 @@ def resolve_ensemble(args, cfg):
     return checkpoints, names, multi, weights
 
 
-def target_colours(cfg):
-    """The palette of a folder target's class file (TEST.INFO_TARGET), None for Cityscapes."""
-    from advent.dataset.folder import check_num_classes, load_class_file
-    from advent.domain_adaptation.experiment import FOLDER_KINDS
-    if cfg.TARGET not in FOLDER_KINDS:
-        return None
-    info = load_class_file(cfg.TEST.INFO_TARGET, 'TEST.INFO_TARGET')
-    check_num_classes(cfg.TEST.INFO_TARGET, info, cfg.NUM_CLASSES)
-    return info['palette']
-
-
 def run(args):
     """The command: returns the failure lines (empty when every image was written)."""
-    cfg = load_config(args.cfg)
+    cfg, colours, settings = prediction_config(args)
     input_size = cfg.TEST.INPUT_SIZE_TARGET if args.input_size is None else args.input_size
     batch_size = cfg.TEST.BATCH_SIZE_TARGET if args.batch_size is None else args.batch_size
     if args.num_workers is None:
@@ -265,13 +260,18 @@ def run(args):
     files = find_images(args.images, exclude=args.out_dir)
     check_writable_dir(args.out_dir, '--out-dir')
     device = choose_device(args.device, cfg)
-    models = load_segmenters(names, multi, checkpoints, cfg.NUM_CLASSES, device)
+    for line in settings:
+        print(line, flush=True)
+    try:
+        models = load_segmenters(names, multi, checkpoints, cfg.NUM_CLASSES, device)
+    except StateDictMismatch as e:
+        raise weights_mismatch(e) from None
     print(f'{len(files)} images; {" + ".join(f"{w:g} x {c}" for w, c in zip(weights, checkpoints))} on {device}, '
           f'input size {input_size[0]}x{input_size[1]}', flush=True)
     with numeric_settings(cfg.ALLOW_TF32):  # strict fp32 by default, as evaluation and ranking
         written, skipped, failures = predict_files(models, weights, files, output_bases(files, args.out_dir),
                                                    input_size, cfg.TEST.IMG_MEAN, device, batch_size, num_workers,
-                                                   args.overwrite, target_colours(cfg), args.max_pixels)
+                                                   args.overwrite, colours, args.max_pixels)
     print(f'{written} images predicted into {args.out_dir}'
           + (f'; {skipped} skipped, their outputs exist (--overwrite replaces them)' if skipped else ''))
     for line in failures:
@@ -293,14 +293,15 @@ def get_arguments(argv=None):
     parser = OneLineParser(prog='python -m intrada.predict',
                            description='Segment any images with a trained model or an ensemble; writes train ids, '
                                        'colour, entropy and overlay PNGs at each image\'s size')
-    parser.add_argument('images', nargs='+', help='folders, glob patterns, list files (.txt, .lst) or images')
+    parser.add_argument('images', nargs='*', help='folders, glob patterns, list files (.txt, .lst) or images')
     parser.add_argument('--out-dir', '--out_dir', '--out', dest='out_dir', required=True, help='output folder')
     parser.add_argument('--cfg', default=None, help='YAML config: its TEST section gives the models and settings')
     parser.add_argument('--checkpoint', nargs='+', default=None, help='checkpoint(s) (default: TEST.RESTORE_FROM)')
     parser.add_argument('--weight', nargs='+', type=float, default=None,
                         help='ensemble weights, one per checkpoint (default: TEST.MODEL_WEIGHT, or equal)')
     parser.add_argument('--model', nargs='+', default=None,
-                        help='model variant(s), e.g. DeepLabv2 (default: TEST.MODEL)')
+                        help=f'model variant(s): {", ".join(MODEL_VARIANTS)} (default: TEST.MODEL of --cfg, else '
+                             f'TRAIN.MODEL of the train_cfg.yml beside the checkpoint, else DeepLabv2)')
     parser.add_argument('--input-size', '--input_size', dest='input_size', nargs=2, type=int, default=None,
                         metavar=('WIDTH', 'HEIGHT'), help='what the network sees (default: TEST.INPUT_SIZE_TARGET)')
     parser.add_argument('--batch-size', '--batch_size', dest='batch_size', type=int, default=None,
@@ -312,7 +313,13 @@ def get_arguments(argv=None):
     parser.add_argument('--max-pixels', '--max_pixels', dest='max_pixels', type=pixel_count, default=MAX_PIXELS,
                         help=f'refuse images with more pixels, checked before decoding (default {MAX_PIXELS:.3g})')
     parser.add_argument('--debug', action='store_true', help='show the full traceback on errors')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # `--checkpoint model_N.pth my_photos/` : the inputs that follow the checkpoints are inputs
+    while args.checkpoint and not args.checkpoint[-1].endswith(CHECKPOINT_EXTENSIONS):
+        args.images.insert(0, args.checkpoint.pop())
+    if not args.images:
+        parser.error('the following arguments are required: images')
+    return args
 
 
 def main(argv=None):

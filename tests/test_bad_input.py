@@ -128,12 +128,13 @@ def case(name, during_run=False):
 def _(ctx):
     cfg = ctx.cfg1()
     cfg['NUM_CLASS'] = 19
-    return 'train', ['--cfg', ctx.write(cfg)], ['NUM_CLASS', 'unknown']
+    return 'train', ['--cfg', ctx.write(cfg)], ['NUM_CLASS', 'unknown', '(did you mean NUM_CLASSES?)']
 
 
 @case('unknown_nested_key')
 def _(ctx):
-    return 'train', ['--cfg', ctx.stage1(TRAIN={'LEARNING_RAT': 0.1})], ['TRAIN.LEARNING_RAT']
+    return 'train', ['--cfg', ctx.stage1(TRAIN={'LEARNING_RAT': 0.1})], ['TRAIN.LEARNING_RAT',
+                                                                         'did you mean TRAIN.LEARNING_RATE']
 
 
 @case('wrong_type_number')
@@ -190,6 +191,13 @@ def _(ctx):
 @case('missing_config_file')
 def _(ctx):
     return 'train', ['--cfg', str(ctx.tmp / 'nope.yml')], ['nope.yml', 'does not exist']
+
+
+@case('config_named_like_a_packaged_one')
+def _(ctx):
+    # the original's `cd intrada; python test.py --cfg intrada_trained.yml`: the path given is the path used
+    return 'test', ['--cfg', str(ctx.tmp / 'intrada_trained.yml')], [
+        str(ctx.tmp / 'intrada_trained.yml'), 'does not exist', 'did you mean ', 'configs/intrada_trained.yml?']
 
 
 @case('yaml_syntax_error')

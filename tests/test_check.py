@@ -77,7 +77,7 @@ def missing_checkpoint(tree, config):
 
 def missing_dataset(tree, config):
     shutil.rmtree(tree / 'GTA5')
-    return config(), 'source data', [str(tree / 'GTA5'), "README.md, section 'Data and weights'"]
+    return config(), 'source data', [str(tree / 'GTA5'), "docs/reproducing.md, section 'Data and weights'"]
 
 
 @pytest.mark.parametrize('defect', [remove_listed_image, remove_list_file, remove_val_label, unreadable_image,
@@ -99,3 +99,38 @@ def test_bad_flag_is_one_line(setup, capsys):
     _, config = setup
     assert console_main(['--cfg', config(), '--samples', '0']) == 2
     assert capsys.readouterr().err.strip() == 'error: --samples must be positive, got 0'
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+
+
+def test_full_decodes_every_file_and_names_every_unreadable_one(setup, capsys):
+    tree, config = setup
+    image, label = tree / 'GTA5' / 'images' / GTA_NAMES[1], tree / 'GTA5' / 'labels' / GTA_NAMES[2]
+    truncate(image)
+    truncate(label)
+    cfg_path = config()
+    # a sample of one item per dataset misses both, and says how much it decoded
+    status = console_main(['--cfg', cfg_path, '--samples', '1'])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert 'Decoded 3 of the ' in out and '(a sample); --full decodes every image and label' in out
+    status = console_main(['--cfg', cfg_path, '--full'])
+    captured = capsys.readouterr()
+    assert status == 1, captured.out
+    lines = captured.out.splitlines()
+    failed = [i for i, line in enumerate(lines) if line.startswith('FAIL')]
+    assert len(failed) == 1 and lines[failed[0]][6:22].strip() == 'source sample', captured.out
+    assert '2 problems in the 3 items decoded' in lines[failed[0]]
+    named = lines[failed[0]] + '\n' + lines[failed[0] + 1]
+    assert str(image) in named and str(label) in named, captured.out
+    assert 'checks failed: source sample.' in captured.out and 'Traceback' not in captured.err
+    assert 'Decoded all ' in captured.out
+
+
+def test_full_on_a_complete_tree_decodes_everything(setup, capsys):
+    _, config = setup
+    assert console_main(['--cfg', config(), '--full']) == 0
+    out = capsys.readouterr().out
+    assert 'All 11 checks passed.' in out and 'Decoded all ' in out and '--full decodes' not in out

@@ -108,6 +108,42 @@ def test_unknown_key_is_named(tmp_path, text, key):
     assert str(p) in str(e.value)
 
 
+@pytest.mark.parametrize('text,suggestion', [
+    ('TRAIN:\n  LEARNING_RAT: 1\n', 'TRAIN.LEARNING_RATE'),      # a typo
+    ('NUM_WORKER: 2\n', 'NUM_WORKERS'),
+    ('LEARNING_RATE: 0.1\n', 'TRAIN.LEARNING_RATE'),            # the right name in the wrong section
+    ('TEST:\n  input_size_target: [8, 8]\n', 'TEST.INPUT_SIZE_TARGET'),   # lower case
+])
+def test_unknown_key_suggests_the_nearest_known_key(tmp_path, text, suggestion):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text))
+    message = str(e.value)
+    assert message.startswith(f"{tmp_path / 'c.yml'}: unknown config key")
+    assert f'(did you mean {suggestion}' in message and message.endswith('?)'), message
+
+
+def test_unknown_key_unlike_every_key_suggests_nothing(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, 'TRAIN:\n  FOO: 1\n'))
+    assert str(e.value).endswith("unknown config key 'TRAIN.FOO'")
+
+
+def test_missing_config_named_like_a_packaged_one_suggests_configs(tmp_path, monkeypatch):
+    monkeypatch.chdir(PROJECT_ROOT)
+    with pytest.raises(ConfigError) as e:   # the original's `cd intrada; python test.py --cfg intrada_trained.yml`
+        load_config('intrada_trained.yml')
+    assert str(e.value) == ('config file intrada_trained.yml does not exist '
+                            '(did you mean configs/intrada_trained.yml?)')
+    (tmp_path / 'scripts').mkdir()
+    monkeypatch.chdir(tmp_path / 'scripts')   # elsewhere: the packaged config's full path
+    with pytest.raises(ConfigError) as e:
+        load_config('./configs/advent.yml')
+    assert str(e.value).endswith(f'(did you mean {PROJECT_ROOT / "configs" / "advent.yml"}?)')
+    with pytest.raises(ConfigError) as e:
+        load_config('no_such_config.yml')
+    assert str(e.value) == 'config file no_such_config.yml does not exist'
+
+
 @pytest.mark.parametrize('text,key', [
     ('TRAIN:\n  MAX_ITERS: abc\n', 'TRAIN.MAX_ITERS'),           # string for int
     ('TRAIN:\n  MAX_ITERS: 2.5\n', 'TRAIN.MAX_ITERS'),           # float for int

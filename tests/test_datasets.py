@@ -459,3 +459,25 @@ def test_packaged_list_files():
     assert len(read_list_file(DATASET_DIR / 'cityscapes_list' / 'train.txt')) == 2975
     assert len(read_list_file(DATASET_DIR / 'cityscapes_list' / 'val.txt')) == 500
     assert len(read_list_file(DATASET_DIR / 'gta5_list' / 'all.txt')) == 24966
+
+
+def test_loader_workers_are_capped_at_the_usable_cores_with_one_note(monkeypatch, capsys, recwarn):
+    from advent.dataset import loader
+    monkeypatch.setattr(loader, 'usable_cores', lambda: 2)
+    monkeypatch.setattr(loader, '_capped', set())
+    assert loader.worker_count(0) == 0 and loader.worker_count(2) == 2
+    assert capsys.readouterr().out == ''
+    train = loader.build_train_loader(list(range(4)), 1, 4, seed=0)
+    assert train.num_workers == 2
+    assert loader.worker_count(4) == 2   # announced once per process
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ['note: 4 data-loading workers asked for (NUM_WORKERS), 2 used: the CPU cores this '
+                       'process may use']
+    assert len(list(train)) == 4   # PyTorch's check runs when iteration starts
+    assert not [w for w in recwarn if 'worker' in str(w.message)]
+
+
+def test_usable_cores_is_the_process_affinity():
+    from advent.dataset.loader import usable_cores
+    import os
+    assert usable_cores() == len(os.sched_getaffinity(0)) >= 1

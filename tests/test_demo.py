@@ -174,6 +174,35 @@ def test_selection_of_every_run(demo):
     assert 'mean regret over the runs' in stdout
 
 
+def test_qualitative_figure_names_the_black_of_unlabelled_pixels(demo, tmp_path, monkeypatch):
+    from advent.utils.viz_segmask import IGNORE_COLOUR, colorize_rgb
+    from intrada.demo import figures
+    out, _, results = demo
+    legends = []
+    real_legend = figures.colour_legend
+    monkeypatch.setattr(figures, 'colour_legend', lambda entries, width: legends.append(entries)
+                        or real_legend(entries, width))
+    figures.qualitative_figure(out / 'configs' / 'advent.yml', [('AdvEnt', results['advent']['checkpoint'])],
+                               tmp_path / 'q.png', count=1)
+    assert IGNORE_COLOUR in legends[0] and legends[0][-1] == ('ignore / unlabelled', (0, 0, 0))
+    assert (colorize_rgb(np.full((2, 2), 255, np.uint8)) == 0).all()   # how the ground truth draws it
+
+
+def test_summary_chart_has_a_y_axis_with_a_title():
+    from advent.utils.figures import axis_ticks, bar_chart
+    assert axis_ticks(12.05) == [0, 5, 10] and axis_ticks(47) == [0, 10, 20, 30, 40]
+    assert axis_ticks(0.5) == [0, 0.1, 0.2, 0.3, 0.4, 0.5] and axis_ticks(100)[-1] == 100
+    labelled, plain = (np.asarray(bar_chart(['a', 'b'], [5.0, 10.0], title='t', size=(300, 200), y_label=label)
+                                  .convert('L')) for label in ('mIoU (%)', ''))
+    height, width = labelled.shape
+
+    def left_of_the_axis(chart):
+        axis = [x for x in range(width) if (chart[:, x] < 80).sum() > height / 2]
+        assert axis and axis[0] < width / 4       # a vertical axis left of the bars
+        return (chart[:, :axis[0]] < 80).sum()    # the dark pixels of its tick values (and title)
+    assert left_of_the_axis(labelled) > left_of_the_axis(plain) + 20 > 20
+
+
 # ------------------------------------------------------------------ several seeds
 
 def fake_results(seed, shift):

@@ -185,3 +185,72 @@ def test_bad_flags_are_one_line_naming_the_flag(env, tmp_path, capsys, extra, fl
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith('error:') and flag in err[0], err
     assert not out.exists()
+
+
+# ------------------------------------------------- settings from the run's train_cfg.yml
+
+def snapshot_folder(root, checkpoint, **changes):
+    """A demo-style snapshot folder: the checkpoint and the train_cfg.yml training writes beside it
+    (the merged config of a DeepLabv2-tiny run at INPUT_SIZE, dumped as experiment.py does)."""
+    from advent.domain_adaptation.config import dump_yaml, load_config
+    folder = root / 'snapshots' / 'advent'
+    folder.mkdir(parents=True)
+    (folder / 'model_4.pth').write_bytes(checkpoint.read_bytes())
+    cfg = load_config()
+    cfg.TRAIN.MODEL, cfg.TEST.MODEL = TINY, [TINY]
+    cfg.TRAIN.INPUT_SIZE_TARGET = cfg.TEST.INPUT_SIZE_TARGET = list(INPUT_SIZE)
+    cfg.GPU_ID = -1
+    for key, value in changes.items():
+        cfg.TEST[key] = value
+    (folder / 'train_cfg.yml').write_text(dump_yaml(cfg))
+    return folder
+
+
+def test_a_checkpoint_alone_takes_its_runs_settings(env, ensemble_run, tmp_path, capsys, one_torch_thread):
+    from intrada.predict import main
+    root, checkpoints = env
+    folder = snapshot_folder(tmp_path, checkpoints[0])
+    out = tmp_path / 'out'
+    assert main(['--checkpoint', str(folder / 'model_4.pth'), str(root / 'images' / 'wide.png'),
+                 '--out-dir', str(out)]) == 0
+    printed = capsys.readouterr().out
+    config = folder / 'train_cfg.yml'
+    assert f'model: {TINY} (from {config})' in printed
+    assert f'input size: {INPUT_SIZE[0]}x{INPUT_SIZE[1]} (from {config})' in printed
+    assert f'classes: 19 (from {config}), palette of ' in printed and 'mean (BGR): 104.01 116.67 122.68' in printed
+    size = IMAGES['wide.png']
+    expected = main_scores(checkpoints[0], root / 'images' / 'wide.png', size).argmax(1)[0].numpy()
+    written = np.asarray(Image.open(output(out, 'wide.png', 'trainIds')))
+    assert (written == expected).mean() > 0.999 and len(np.unique(written)) >= 3
+
+
+def test_flags_and_cfg_override_the_runs_settings_and_say_so(env, tmp_path, capsys, one_torch_thread):
+    from intrada.predict import main
+    root, checkpoints = env
+    folder = snapshot_folder(tmp_path, checkpoints[0], IMG_MEAN=[0.0, 0.0, 0.0])
+    cfg = write_yaml(tmp_path / 'cfg.yml', {'TEST': {'INPUT_SIZE_TARGET': [32, 16]}})
+    image = str(root / 'images' / 'wide.png')
+    assert main(['--checkpoint', str(folder / 'model_4.pth'), image, '--cfg', str(cfg),
+                 '--out-dir', str(tmp_path / 'a')]) == 0
+    printed = capsys.readouterr().out
+    assert f'input size: 32x16 (from --cfg {cfg})' in printed
+    assert f'mean (BGR): 0.00 0.00 0.00 (from {folder / "train_cfg.yml"})' in printed
+    assert main(['--checkpoint', str(folder / 'model_4.pth'), image, '--input-size', '48', '24',
+                 '--out-dir', str(tmp_path / 'b')]) == 0
+    assert 'input size: 48x24 (from --input-size)' in capsys.readouterr().out
+
+
+def test_a_checkpoint_without_a_run_config_keeps_the_defaults_and_says_so(env, tmp_path, capsys):
+    from intrada.predict import main
+    root, checkpoints = env
+    out = tmp_path / 'out'
+    # today's defaults: the full DeepLabv2, whose weights these are not: a one-line error naming --model
+    assert main(['--checkpoint', str(checkpoints[0]), str(root / 'images' / 'wide.png'), '--out-dir', str(out),
+                 '--device', 'cpu']) == 2
+    captured = capsys.readouterr()
+    assert f'note: no train_cfg.yml beside {checkpoints[0]}' in captured.out
+    assert 'model: DeepLabv2 (from default)' in captured.out and 'input size: 1024x512 (from default)' in captured.out
+    err = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith('error: checkpoint') and 'has shape' in err[0], err
+    assert '--model' in err[0] and 'DeepLabv2-tiny' in err[0] and 'DeepLabv2-R50' in err[0]
+    assert not out.exists()

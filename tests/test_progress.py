@@ -50,3 +50,16 @@ def test_close_all_ends_an_interrupted_bar_on_its_own_line(monkeypatch):
     next(iterator)
     progress.close_all()
     assert stream.getvalue().endswith('\n') and bar.disable
+
+
+def test_the_training_bar_total_is_the_number_of_iterations_the_loop_runs():
+    from easydict import EasyDict
+    from advent.domain_adaptation.train_UDA import last_iteration
+
+    def total(early_stop, save_every):
+        return last_iteration(EasyDict(TRAIN={'EARLY_STOP': early_stop, 'SAVE_PRED_EVERY': save_every})) + 1
+    # iterations 0 .. 700: the demo's 700-iteration run and its 200-iteration stage 3
+    assert total(700, 100) == 701 and total(200, 100) == 201
+    assert total(120000, 2000) == 120001
+    assert total(5, 3) == 6      # no snapshot at 4 or 5: the loop runs to EARLY_STOP
+    assert total(5, 2) == 5      # the snapshot at 4 (= EARLY_STOP - 1) ends it

@@ -1,8 +1,10 @@
-"""The README's commands, taken from the README itself, run from another working folder as
-its opening section says (the environment active: `python` and the console commands are
-the environment's). Those that need a dataset or a long run are checked through `--help`;
-the setup check runs on a tiny tree; the demo's quick mode runs with its output piped to a
-file, which must stay a short log. The setup command itself is what .ci/run runs."""
+"""The commands of the README and of every docs/*.md page, taken from the pages themselves,
+run from another working folder as the README's opening section says (the environment
+active: `python` and the console commands are the environment's). Those that need a dataset
+or a long run are checked through `--help`; the setup check runs on a tiny tree; the demo's
+quick mode runs with its output piped to a file, which must stay a short log. The setup
+command itself is what .ci/run runs. Every relative link of those pages names a file of the
+repository."""
 import re
 import shlex
 import subprocess
@@ -21,10 +23,12 @@ STAGE_SCRIPTS = {'advent/scripts/train.py', 'advent/scripts/test.py', 'entropy_r
 NOT_RUN = {('module', 'pytest'), ('module', 'venv')}
 
 
-def readme_commands(page=ROOT / 'README.md'):
-    """Every command line of the README's (or another page's) bash blocks, and every inline
-    `python ...` or `intrada-...` command."""
-    text = Path(page).read_text()
+PAGES = [ROOT / 'README.md', *sorted((ROOT / 'docs').glob('*.md'))]
+
+
+def page_commands(text):
+    """Every command line of a page's bash blocks, and every inline `python ...` or
+    `intrada-...` command."""
     lines = []
     for block in re.findall(r'```bash\n(.*?)```', text, re.S):
         for line in block.replace('\\\n', ' ').splitlines():
@@ -36,6 +40,18 @@ def readme_commands(page=ROOT / 'README.md'):
     for line in lines:
         commands += [part.strip() for part in line.split('&&') if part.strip()]
     return commands
+
+
+def readme_commands():
+    """The commands of the README and of every docs page."""
+    return [command for page in PAGES for command in page_commands(page.read_text())]
+
+
+def relative_links(text):
+    """The targets of a page's Markdown links and images that are not web addresses or anchors."""
+    targets = re.findall(r'!?\[[^\]]*\]\(([^)\s]+)\)', text)
+    return [target.split('#')[0] for target in targets
+            if not re.match(r'[a-z]+:', target) and not target.startswith('#')]
 
 
 def entry_point(command):
@@ -78,6 +94,26 @@ ENTRIES = sorted({entry for entry in map(entry_point, COMMANDS) if entry and ent
 
 def test_the_readme_documents_every_stage_script():
     assert STAGE_SCRIPTS <= {name for kind, name in ENTRIES if kind == 'script'}
+
+
+def test_the_commands_are_read_from_the_readme_and_from_the_docs_pages():
+    assert page_commands('```bash\npython -m intrada.demo --quick  # a comment\n```\n'
+                         'and `python entropy_rank/entropy.py --help` inline') == [
+        'python -m intrada.demo --quick', 'python entropy_rank/entropy.py --help']
+    docs_only = [command for page in PAGES[1:] for command in page_commands(page.read_text())]
+    assert any(entry_point(command) == ('module', 'intrada.predict') for command in docs_only)
+
+
+@pytest.mark.parametrize('page', PAGES, ids=lambda page: page.relative_to(ROOT).as_posix())
+def test_every_relative_link_names_a_file_of_the_repository(page):
+    links = relative_links(page.read_text())
+    missing = [link for link in links if not (page.parent / link).resolve().is_file()]
+    assert not missing, f'{page.relative_to(ROOT)} links to missing files: {missing}'
+
+
+def test_the_link_reader_finds_links_and_images_but_not_web_addresses():
+    text = '[a](docs/a.md#part) ![b](b.png) [c](https://example.org) [d](#anchor) `[e](x)`'
+    assert relative_links(text) == ['docs/a.md', 'b.png', 'x']
 
 
 @pytest.mark.parametrize('entry', ENTRIES, ids=lambda entry: entry[1])
@@ -150,7 +186,7 @@ def in_process(entry):
 
 def test_the_own_data_page_runs_as_written(tmp_path, monkeypatch, capsys, one_torch_thread):
     import yaml
-    commands = readme_commands(OWN_DATA_PAGE)
+    commands = page_commands(OWN_DATA_PAGE.read_text())
     configs = {}
     for name in dict.fromkeys(w for c in commands for w in shlex.split(c) if w.startswith('configs/')):
         cfg = tiny_copy(yaml.safe_load((ROOT / name).read_text()), tmp_path)

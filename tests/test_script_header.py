@@ -1,5 +1,7 @@
 """What the scripts print first: a short header, the full config only when asked; and
 where stage 2 writes by default."""
+from pathlib import Path
+
 from advent.cli import test_main as eval_main  # (a test_ name would be collected)
 from advent.domain_adaptation.config import PROJECT_ROOT, load_config
 from tinydata import make_tree, stage1_config, write_config
@@ -31,10 +33,12 @@ def test_print_config_adds_the_merged_config(tmp_path, capsys):
     assert 'Using config:' in out and f"'DATA_DIRECTORY_TARGET': '{tmp_path / 'tree' / 'Cityscapes'}'" in out
 
 
-def test_ranking_defaults_to_the_working_directory_and_names_the_stage3_folder():
+def test_ranking_defaults_to_the_folder_the_packaged_stage3_config_reads(tmp_path, monkeypatch):
     from entropy_rank.entropy import get_arguments, stage3_ranking_folder
-    assert get_arguments(['--cfg', 'x.yml']).out_dir == '.'  # the contract's default, as the original
-    folder = PROJECT_ROOT / 'experiments' / 'entropy_rank'  # the folder the README passes as --out-dir
+    folder = PROJECT_ROOT / 'experiments' / 'entropy_rank'  # SPEC 2: the default --out-dir
+    monkeypatch.chdir(tmp_path)  # from any working directory: not the current one, as the original's was
+    assert Path(get_arguments(['--cfg', 'x.yml']).out_dir) == folder
+    assert Path(get_arguments(['--cfg', 'x.yml', '--out-dir', 'here']).out_dir) == Path('here')
     assert stage3_ranking_folder() == folder
     stage3 = load_config(PROJECT_ROOT / 'configs' / 'intrada.yml')
     assert stage3.DATA_LIST_SOURCE == str(folder / 'easy_split.txt')

@@ -527,8 +527,13 @@ def test_stopping_rule_and_snapshot_names(early_stop, save_every, tmp_path, pari
     fetched = []
     real_getitem = GTA5DataSet.__getitem__
     monkeypatch.setattr(GTA5DataSet, '__getitem__', lambda self, i: fetched.append(i) or real_getitem(self, i))
+    from advent.domain_adaptation import train_UDA
+    bars, real_bar = [], train_UDA.progress_bar
+    monkeypatch.setattr(train_UDA, 'progress_bar', lambda *args, **kwargs: bars.append(real_bar(*args, **kwargs))
+                        or bars[-1])
     run_project(cfg, weights[0][True], weights[1], monkeypatch)
     saved, count = expected_schedule(early_stop, save_every)
+    assert bars[0].n == bars[0].total == count   # the bar ends at its total: every iteration run, no more
     names = sorted(p.name for p in Path(cfg.TRAIN.SNAPSHOT_DIR).glob('model_*.pth'))
     expected = sorted(f'model_{i}{suffix}.pth' for i in saved for suffix in ('', '_D_aux', '_D_main'))
     assert names == expected

@@ -18,7 +18,7 @@ LABEL_MODES = ('L', 'P', 'I', 'I;16')
 
 
 # Ends the errors of a missing dataset: where each dataset comes from and where it goes.
-WHERE_TO_GET = "where to get it: README.md, section 'Data and weights'"
+WHERE_TO_GET = "where to get it: docs/reproducing.md, section 'Data and weights'"
 
 
 class DatasetError(UserError, ValueError):

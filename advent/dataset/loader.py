@@ -5,7 +5,11 @@ seed from the global torch RNG when iteration starts, then randperm), so a seede
 run sees the same images in the same order as the original. It also remembers the
 seed and how many samples it has handed out, so a resumed run continues with the
 same order, and it can give each of several processes (DDP ranks) its own shard.
+
+`worker_count` caps every loader's worker count at the CPU cores the process may use.
 """
+import os
+
 import torch
 from torch.utils import data
 
@@ -46,6 +50,27 @@ class ResumableSampler(data.Sampler):
         self._resume_position = state['position']
 
 
+_capped = set()   # (requested, cores) already announced: one note per process
+
+
+def usable_cores():
+    """The CPU cores this process may run on (its affinity, as PyTorch's loader counts them)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+
+
+def worker_count(requested):
+    """`requested` loader workers, at most the usable cores: more only wait on each other (and
+    PyTorch warns). Lowering it prints one line, once per process."""
+    cores = usable_cores()
+    if requested <= cores:
+        return requested
+    if (requested, cores) not in _capped:
+        _capped.add((requested, cores))
+        print(f'note: {requested} data-loading workers asked for (NUM_WORKERS), {cores} used: the CPU cores '
+              f'this process may use', flush=True)
+    return cores
+
+
 def build_train_loader(dataset, batch_size, num_workers, seed=None, rank=0, world_size=1):
     """A shuffling loader over `dataset` (the original used shuffle=True, pin_memory=True)."""
     def seed_worker(worker_id):
@@ -53,7 +78,7 @@ def build_train_loader(dataset, batch_size, num_workers, seed=None, rank=0, worl
         np.random.seed(seed + worker_id)
 
     sampler = ResumableSampler(len(dataset), rank, world_size)
-    return data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+    return data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=worker_count(num_workers),
                            pin_memory=torch.cuda.is_available(),
                            worker_init_fn=seed_worker if seed is not None else None,
                            persistent_workers=False)

@@ -6,6 +6,7 @@ YAML file into it. Merging is strict: an unknown key or a value of another type 
 root (the folder that holds `advent/`), so scripts work from any directory.
 """
 import copy
+import difflib
 import os
 from pathlib import Path
 
@@ -201,7 +202,7 @@ def _merge(overrides, into, source, prefix=''):
     for key, value in overrides.items():
         dotted = f'{prefix}{key}'
         if key not in into:
-            raise ConfigError(f'{source}: unknown config key {dotted!r}')
+            raise ConfigError(f'{source}: unknown config key {dotted!r}{_did_you_mean(dotted)}')
         if isinstance(into[key], dict):
             _merge(value, into[key], source, dotted + '.')
             continue
@@ -209,6 +210,33 @@ def _merge(overrides, into, source, prefix=''):
         if dotted in PATH_KEYS:
             value = [resolve_path(v) for v in value] if isinstance(value, list) else resolve_path(value)
         into[key] = value
+
+
+def dotted_keys(c, prefix=''):
+    """Every leaf key of a config, dotted ('TRAIN.LEARNING_RATE')."""
+    keys = []
+    for key, value in c.items():
+        keys += dotted_keys(value, f'{prefix}{key}.') if isinstance(value, dict) else [f'{prefix}{key}']
+    return keys
+
+
+def _did_you_mean(dotted):
+    """' (did you mean A?)' with the known key(s) nearest to a misspelt one, or '': the key
+    in other letter case, else a key of another section with the same last name, else the
+    closest by spelling."""
+    dotted = dotted.upper()
+
+    def score(key):
+        if key == dotted:
+            return 2.0
+        if key.split('.')[-1] == dotted.split('.')[-1]:
+            return 1.0
+        return difflib.SequenceMatcher(None, dotted, key).ratio()
+    scores = {key: score(key) for key in dotted_keys(default_config())}
+    best = max(scores.values())
+    close = sorted((key for key, score in scores.items() if score >= max(0.75, best - 0.05)),
+                   key=lambda key: -scores[key])[:3]
+    return f' (did you mean {" or ".join(close)}?)' if close else ''
 
 
 def _get(c, dotted):
@@ -240,13 +268,23 @@ def validate(c, source=''):
         raise ConfigError(f'{where}GPU_ID must be a GPU index or -1 (the CPU), got {c.GPU_ID}')
 
 
+def _packaged_config_hint(filename):
+    """' (did you mean configs/NAME?)' when a packaged config has the missing file's name: the
+    original's commands ran from inside its script folders with a bare file name."""
+    packaged = PROJECT_ROOT / 'configs' / Path(filename).name
+    if not packaged.is_file():
+        return ''
+    shown = os.path.relpath(packaged) if Path(os.path.relpath(packaged)).parts[0] != '..' else packaged
+    return f' (did you mean {shown}?)'
+
+
 def load_yaml(filename):
     """Read a YAML mapping with the safe loader; errors name the file."""
     try:
         with open(filename) as f:
             data = yaml.safe_load(f)
     except FileNotFoundError:
-        raise ConfigError(f'config file {filename} does not exist') from None
+        raise ConfigError(f'config file {filename} does not exist{_packaged_config_hint(filename)}') from None
     except yaml.YAMLError as e:
         first = str(e).strip().splitlines()[0]
         raise ConfigError(f'{filename}: not a valid safe YAML file ({first})') from None

@@ -11,7 +11,7 @@ from advent.dataset.base_dataset import DatasetError, read_json_file
 from advent.dataset.cityscapes import CityscapesDataSet, CityscapesPseudoDataSet
 from advent.dataset.folder import FolderDataSet, FolderPseudoDataSet, load_class_file
 from advent.dataset.gta5 import GTA5DataSet
-from advent.dataset.loader import build_train_loader
+from advent.dataset.loader import build_train_loader, worker_count
 from advent.dataset.synthia import SYNTHIADataSet
 from advent.domain_adaptation.config import DATASET_DIR, ConfigError, dump_yaml
 from advent.domain_adaptation.eval_UDA import evaluate_domain_adaptation
@@ -216,6 +216,7 @@ def run_evaluation(cfg):
     if not test_dataset.labelled and cfg.TEST.MODE == 'single':
         raise DatasetError(f'{test_dataset.list_path}: {test_dataset.first_unlabelled()!r} has no label; the mIoU '
                            f'evaluation needs a label on every val item (IMAGE LABEL lines)')
-    test_loader = data.DataLoader(test_dataset, batch_size=cfg.TEST.BATCH_SIZE_TARGET, num_workers=cfg.NUM_WORKERS,
+    test_loader = data.DataLoader(test_dataset, batch_size=cfg.TEST.BATCH_SIZE_TARGET,
+                                  num_workers=worker_count(cfg.NUM_WORKERS),
                                   shuffle=False, pin_memory=torch.cuda.is_available())
     return evaluate_domain_adaptation(models, test_loader, cfg)

@@ -82,6 +82,15 @@ def entropy_map(logits):
     return prob_2_entropy(F.softmax(logits, dim=1))
 
 
+def last_iteration(cfg):
+    """The loop's last i_iter: the first snapshot at EARLY_STOP - 1 or later ends it, as in the
+    original (700 for EARLY_STOP 700 and SAVE_PRED_EVERY 100), else EARLY_STOP."""
+    for i_iter in (cfg.TRAIN.EARLY_STOP - 1, cfg.TRAIN.EARLY_STOP):
+        if i_iter % cfg.TRAIN.SAVE_PRED_EVERY == 0 and i_iter != 0:
+            return i_iter
+    return cfg.TRAIN.EARLY_STOP
+
+
 def train_loop(model, source_loader, target_loader, cfg, resume_state=None):
     method = cfg.TRAIN.DA_METHOD
     multi_level = cfg.TRAIN.MULTI_LEVEL
@@ -158,9 +167,10 @@ def train_loop(model, source_loader, target_loader, cfg, resume_state=None):
 
     writer = make_summary_writer(cfg) if is_main else None
     snapshot_dir = Path(cfg.TRAIN.SNAPSHOT_DIR)
-    progress = progress_bar(range(start_iter, cfg.TRAIN.EARLY_STOP + 1), initial=start_iter,
-                            total=cfg.TRAIN.EARLY_STOP + 1, disable=not is_main, desc=f'{method} training')
-    for i_iter in progress:
+    # counted after each step, so that the bar ends at its total although the loop ends with a break
+    progress = progress_bar(None, initial=start_iter, total=last_iteration(cfg) + 1, disable=not is_main,
+                            desc=f'{method} training')
+    for i_iter in range(start_iter, cfg.TRAIN.EARLY_STOP + 1):
         # 1. reset gradients, poly learning rates
         optimizer.zero_grad()
         for opt in optimizers_d.values():
@@ -238,6 +248,7 @@ def train_loop(model, source_loader, target_loader, cfg, resume_state=None):
         if world_size > 1:
             distributed.average_buffers(model)
         progress.set_postfix({k.replace('loss_', ''): f'{v:.3f}' for k, v in values.items()}, refresh=False)
+        progress.update(1)
 
         # 6. snapshots
         if i_iter % cfg.TRAIN.SAVE_PRED_EVERY == 0 and i_iter != 0:
@@ -257,6 +268,7 @@ def train_loop(model, source_loader, target_loader, cfg, resume_state=None):
                 draw_in_tensorboard(writer, images_source, i_iter, pred_src_main, num_classes, 'S', colours)
                 if pred_trg_main is not None:
                     draw_in_tensorboard(writer, images_target, i_iter, pred_trg_main, num_classes, 'T', colours)
+    progress.close()
     if writer is not None:
         writer.close()
 

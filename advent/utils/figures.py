@@ -1,6 +1,8 @@
 """Figures drawn with PIL and numpy only: a grid of labelled image tiles, a histogram with
 a marked threshold, a bar chart with error bars, a colour legend, a colour bar, a line of
 text, and images stacked into one."""
+import math
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -106,24 +108,53 @@ def stack_images(images, pad=2 * PAD):
     return canvas
 
 
-def bar_chart(labels, values, errors=None, title='', size=(560, 240), value_format='{:.2f}', colour='#4f81bd'):
-    """Vertical bars of `values` (one per label) from zero, each with its value written over it;
-    `errors` (same length, None for none) draws +- that much as a whisker. RGB PIL image."""
+def axis_ticks(peak):
+    """Round tick values from 0 to at most `peak`: steps of 1, 2 or 5 times a power of ten, 3 to 6 ticks."""
+    if peak <= 0:
+        return [0.0]
+    step = next(m * 10 ** e for e in range(math.floor(math.log10(peak)) - 1, math.floor(math.log10(peak)) + 2)
+                for m in (1, 2, 5) if peak / (m * 10 ** e) <= 5)
+    return [round(k * step, 10) for k in range(int(peak / step + 1e-9) + 1)]
+
+
+def _vertical_text(text):
+    probe = ImageDraw.Draw(Image.new('RGB', (1, 1)))
+    width, height = _text_size(probe, text)
+    image = Image.new('RGB', (width + 2, height + 4), BACKGROUND)
+    ImageDraw.Draw(image).text((0, 0), text, fill=INK)
+    return image.rotate(90, expand=True)
+
+
+def bar_chart(labels, values, errors=None, title='', size=(560, 240), value_format='{:.2f}', colour='#4f81bd',
+              y_label=''):
+    """Vertical bars of `values` (one per label) from zero, each with its value written over it,
+    and a y axis with round ticks, titled `y_label`; `errors` (same length, None for none) draws
+    +- that much as a whisker. RGB PIL image."""
     errors = list(errors) if errors is not None else [None] * len(values)
     width, height = size
     canvas = Image.new('RGB', size, BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     text_h = _text_size(draw, '0')[1]
     label_h = max([_text_size(draw, label)[1] for label in labels] + [text_h])
-    top, bottom, left = 2 * PAD + 2 * text_h + PAD, 2 * PAD + label_h, 2 * PAD
-    plot_w, plot_h = width - 2 * left, height - top - bottom
-    draw.text((left, PAD), title, fill=INK)
     peak = max([v + (e or 0) for v, e in zip(values, errors)] + [1e-12])
+    ticks = axis_ticks(peak)
+    tick_texts = [f'{tick:g}' for tick in ticks]
+    axis_title = _vertical_text(y_label) if y_label else None
+    axis = (axis_title.width + PAD if axis_title else 0) + max(_text_size(draw, s)[0] for s in tick_texts) + 2 * PAD
+    top, bottom, left = 2 * PAD + 2 * text_h + PAD, 2 * PAD + label_h, 2 * PAD + axis
+    plot_w, plot_h = width - left - 2 * PAD, height - top - bottom
+    draw.text((2 * PAD, PAD), title, fill=INK)
     slot = plot_w / max(len(values), 1)
 
     def y_of(value):
         return top + plot_h * (1 - value / peak)
 
+    for tick, text in zip(ticks, tick_texts):
+        draw.line([left - PAD, y_of(tick), left, y_of(tick)], fill=INK)
+        draw.text((left - PAD - 2 - _text_size(draw, text)[0], y_of(tick) - text_h / 2), text, fill=INK)
+    draw.line([left, top, left, top + plot_h], fill=INK)
+    if axis_title:
+        canvas.paste(axis_title, (PAD, int(top + (plot_h - axis_title.height) / 2)))
     for k, (label, value, error) in enumerate(zip(labels, values, errors)):
         x0, x1 = left + k * slot + slot * 0.15, left + (k + 1) * slot - slot * 0.15
         draw.rectangle([x0, y_of(value), x1, top + plot_h], fill=colour)

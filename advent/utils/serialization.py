@@ -26,6 +26,10 @@ class CheckpointError(UserError, ValueError):
     """A checkpoint file that cannot be used for the model at hand."""
 
 
+class StateDictMismatch(CheckpointError):
+    """A state dict whose keys or shapes are those of another model (variant or class count)."""
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds."""
@@ -197,14 +201,14 @@ def check_state_dict(model, state_dict, path, may_miss=lambda key: False):
         if key not in state_dict:
             if may_miss(key):
                 continue
-            raise CheckpointError(f'checkpoint {path}: missing key {key!r} (shape {tuple(tensor.shape)})')
+            raise StateDictMismatch(f'checkpoint {path}: missing key {key!r} (shape {tuple(tensor.shape)})')
         if tuple(state_dict[key].shape) != tuple(tensor.shape):
-            raise CheckpointError(
+            raise StateDictMismatch(
                 f'checkpoint {path}: key {key!r} has shape {tuple(state_dict[key].shape)}, the model expects '
                 f'{tuple(tensor.shape)} (another class count or model variant?)')
     for key in state_dict:
         if key not in expected:
-            raise CheckpointError(f'checkpoint {path}: unexpected key {key!r} for this model')
+            raise StateDictMismatch(f'checkpoint {path}: unexpected key {key!r} for this model')
 
 
 def _imagenet_may_miss(key):

@@ -26,10 +26,13 @@ palette = flat_palette(_info['palette'])
 BAND_PIXELS = 2 ** 21  # pixels in one band of rows of the pictures made in bands
 # (name, RGB) per train id, for a figure's legend
 CLASS_COLOURS = class_colours(_info['label'], _info['palette'])
+# how colorize_mask draws the ignore label (255) of a ground truth: a legend entry of its own
+IGNORE_COLOUR = ('ignore / unlabelled', (0, 0, 0))
 
 
 def colorize_mask(mask, colours=None):
-    """Train-id mask (H, W) -> paletted PIL image ('P' mode); 255 and unknown ids are black."""
+    """Train-id mask (H, W) -> paletted PIL image ('P' mode); 255 and unknown ids are black.
+    colours: [r, g, b] per train id (a class file's palette; default: Cityscapes)."""
     new_mask = Image.fromarray(np.asarray(mask).astype(np.uint8)).convert('P')
     new_mask.putpalette(palette if colours is None else flat_palette(colours))
     return new_mask

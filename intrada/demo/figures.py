@@ -17,7 +17,7 @@ from advent.domain_adaptation.experiment import build_target_dataset, build_test
 from advent.domain_adaptation.inference import load_segmenters, segment
 from advent.utils.figures import bar_chart, caption, colour_legend, stack_images, tile_grid
 from advent.utils.serialization import json_load, save_image
-from advent.utils.viz_segmask import CLASS_COLOURS, colorize_rgb
+from advent.utils.viz_segmask import CLASS_COLOURS, IGNORE_COLOUR, colorize_rgb
 from entropy_rank.overview import render_ranking_overview, short_name
 
 ZOOM = 2  # the demo's 128 x 64 images are drawn twice as large
@@ -29,7 +29,7 @@ def summary_figure(bars, title, path):
     labels = [t.replace(' (', '\n(') for t, _, _ in bars]
     errors = [sd for _, _, sd in bars]
     chart = bar_chart(labels, [m for _, m, _ in bars], errors if any(e is not None for e in errors) else None,
-                      title, size=(max(560, 110 * len(bars)), 260))
+                      title, size=(max(560, 110 * len(bars)), 260), y_label='mIoU (%)')
     save_image(chart, path)
     return path
 
@@ -61,7 +61,7 @@ def qualitative_figure(stage1_cfg, runs, path, count=4):
     grid = tile_grid(rows, ['image'] + [title for title, _ in runs] + ['ground truth'], (width * ZOOM, height * ZOOM))
     title = ('Target val images: the prediction of each run\'s best snapshot (columns), '
              'against the generated ground truth')
-    save_image(stack_images([caption(title, grid.width), grid, colour_legend(CLASS_COLOURS, grid.width)]), path)
+    save_image(stack_images([caption(title, grid.width), grid, colour_legend(CLASS_COLOURS + [IGNORE_COLOUR], grid.width)]), path)
     return path
 
 

@@ -136,9 +136,22 @@ def check_datasets(report, cfg, samples):
         report.add(OK, f'{role} data', f'{type(dataset).__name__}: the {len(files)} images listed in '
                                        f'{shown(list_file)}{packaged} are present')
         labelled = getattr(dataset, 'load_labels', True)
+        if role == 'val' and not check_val_selection(report, dataset, cfg.TEST.SELECTION):
+            continue
         if labelled and not check_labels_present(report, role, dataset, files):
             continue
         check_sample(report, role, dataset, files, samples, labelled)
+
+
+def check_val_selection(report, dataset, selection):
+    """Val items without a label: fine for a label-free TEST.SELECTION, a failure for 'miou'."""
+    from advent.domain_adaptation.eval_UDA import check_selection_labels
+    try:
+        check_selection_labels(dataset, selection)
+    except UserError as e:
+        report.add(FAIL, 'val labels', str(e))
+        return False
+    return True
 
 
 def check_labels_present(report, role, dataset, files):
@@ -172,7 +185,7 @@ def check_sample(report, role, dataset, files, samples, labelled):
     except UserError as e:
         report.add(FAIL, f'{role} sample', str(e))
         return
-    what = 'images and labels' if labelled else 'images'
+    what = 'images and labels' if labelled and any(files[name][1] for name in picks) else 'images'
     detail = f'{len(picks)} {what} decode; image size {", ".join(sorted(image_sizes))}'
     if warning:
         report.add(WARN, f'{role} sample', f'{detail}; {warning}')

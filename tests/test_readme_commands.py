@@ -3,6 +3,7 @@ its opening section says (the environment active: `python` and the console comma
 the environment's). Those that need a dataset or a long run are checked through `--help`;
 the setup check runs on a tiny tree; the demo's quick mode runs with its output piped to a
 file, which must stay a short log. The setup command itself is what .ci/run runs."""
+import json
 import re
 import shlex
 import subprocess
@@ -179,3 +180,9 @@ def test_the_own_data_page_runs_as_written(tmp_path, monkeypatch, capsys, one_to
     rank = tmp_path / 'experiments' / 'folder_demo_rank'
     assert len((rank / 'easy_split.txt').read_text().split()) == 2
     assert (tmp_path / 'experiments' / 'snapshots' / 'folder_demo_intrada' / 'all_res.json').is_file()
+    # the run without one target label: snapshots picked by TEST.SELECTION, no mIoU anywhere
+    for stage in ('advent', 'intrada'):
+        cache = json.loads((tmp_path / 'experiments' / 'snapshots' / f'folder_demo_{stage}_unlabelled' /
+                            'all_res.json').read_text())
+        assert cache['results'] == {} and set(cache['label_free']) == {'2'}
+    assert len((tmp_path / 'experiments' / 'folder_demo_unlabelled_rank' / 'easy_split.txt').read_text().split()) == 2

@@ -145,9 +145,22 @@ def check_datasets(report, cfg, samples):
         report.add(OK, f'{role} data', f'{type(dataset).__name__}: the {len(files)} images listed in '
                                        f'{shown(list_file)}{packaged} are present')
         labelled = getattr(dataset, 'load_labels', True)
+        if role == 'val' and not check_val_selection(report, dataset, cfg.TEST.SELECTION):
+            continue
         if labelled and not check_labels_present(report, role, dataset, files):
             continue
         check_sample(report, role, dataset, files, samples, labelled)
+
+
+def check_val_selection(report, dataset, selection):
+    """Val items without a label: fine for a label-free TEST.SELECTION, a failure for 'miou'."""
+    from advent.domain_adaptation.eval_UDA import check_selection_labels
+    try:
+        check_selection_labels(dataset, selection)
+    except UserError as e:
+        report.add(FAIL, 'val labels', str(e))
+        return False
+    return True
 
 
 def check_labels_present(report, role, dataset, files):
@@ -172,7 +185,7 @@ def check_sample(report, role, dataset, files, samples, labelled):
     else:
         picks = [names[i] for i in sorted(set(np.linspace(0, len(names) - 1, min(samples, len(names))).round()
                                               .astype(int)))]
-    image_sizes, warnings, errors, decoded = set(), [], [], 0
+    image_sizes, warnings, errors, decoded, labels_decoded = set(), [], [], 0, 0
     for name in picks:
         image, label = files[name]
         decoded += 1
@@ -182,13 +195,14 @@ def check_sample(report, role, dataset, files, samples, labelled):
         except UserError as e:
             errors.append(str(e))
         if labelled and label is not None:
+            labels_decoded += 1
             try:
                 warnings.append(check_label(dataset, image, label))
             except UserError as e:
                 errors.append(str(e))
     errors, warnings = list(dict.fromkeys(errors)), [w for w in warnings if w]
     report.decoded.append((decoded, len(names)))
-    what = 'images and labels' if labelled else 'images'
+    what = 'images and labels' if labels_decoded else 'images'
     if errors:
         others = ''.join(f'\n{"":<24}{error}' for error in errors[1:])
         report.add(FAIL, f'{role} sample', f'{len(errors)} problem{"s" * (len(errors) > 1)} in the {decoded} items decoded: '

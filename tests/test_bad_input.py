@@ -106,7 +106,7 @@ def truncate(path):
 
 
 # Each case: ctx -> (script, argv, needles the error line must contain).
-# script: 'train' | 'test' | 'entropy' | 'intrada-train'.
+# script: 'train' | 'test' | 'entropy' | 'intrada-train' | 'pipeline' (in-process only).
 CASES = {}
 SUBPROCESS = {'unknown_top_level_key', 'truncated_val_image', 'lambda1_above_one', 'pseudo_label_missing_file',
               'bad_boolean_flag'}
@@ -520,6 +520,17 @@ def _(ctx):
                                                          folderdata.TARGET_VAL[1]]
 
 
+@case('folder_unlabelled_val_list_with_miou_in_the_pipeline')
+def _(ctx):
+    """No target label at all and the default TEST.SELECTION: refused before stage 1 trains."""
+    tree = folder_tree(ctx)
+    edit_lines(tree / 'target' / 'val.txt', lambda lines: [line.split()[0] for line in lines])
+    stage3 = folderdata.folder_stage3_config(tree, ctx.snap_root, ctx.rank)
+    stage3['TEST'].update(SELECTION='im')
+    return 'pipeline', ['--stage1-cfg', folder_config(ctx, tree), '--stage3-cfg', ctx.write(stage3, 's3.yml')], \
+        ["TEST.SELECTION 'miou'", str(tree / 'target' / 'val.txt'), folderdata.TARGET_VAL[0], "'im'"]
+
+
 @case('folder_images_sharing_a_pseudo_label')
 def _(ctx):
     tree = folder_tree(ctx)
@@ -574,6 +585,9 @@ def run_in_process(script, argv, capsys):
             code = train_main(argv)
         elif script == 'test':
             code = eval_main(argv)
+        elif script == 'pipeline':
+            from intrada.pipeline import main as pipeline_main
+            code = pipeline_main(argv)
         else:
             from entropy_rank.entropy import get_arguments, main
             code = run_guarded(main, get_arguments(argv))

@@ -245,3 +245,106 @@ def test_only_the_synthia_classes_report_an_miou13():
     from advent.domain_adaptation.eval_UDA import SYNTHIA_16_NAMES, reports_miou13
     assert reports_miou13(np.array(SYNTHIA_16_NAMES, dtype=str))
     assert not reports_miou13([f'class{i}' for i in range(16)]) and not reports_miou13(fd.CLASSES)
+
+
+# ------------------------------------------------- the whole method without one target label
+
+def unlabelled_target_tree(root):
+    """The tiny tree with no target label at all: val.txt lists images only, and the target's
+    label folder is gone (an attempt to read a label would fail)."""
+    import shutil
+    tree = fd.make_folder_tree(root)
+    fd.write_list(tree / 'target' / 'val.txt', [f'images/{name}' for name in fd.TARGET_VAL])
+    shutil.rmtree(tree / 'target' / 'labels')
+    return tree
+
+
+def cached_pick(snapshot_dir, criterion):
+    """The iteration `criterion` picks from the label-free scores of all_res.json, as SPEC 11
+    says: the lowest entropy, the highest im, the last; ties to the earlier snapshot."""
+    scores = {int(k): v for k, v in json.loads((Path(snapshot_dir) / 'all_res.json').read_text())['label_free'].items()}
+    order = sorted(scores)
+    if criterion == 'last':
+        return order[-1]
+    sign = 1 if criterion == 'entropy' else -1
+    return min(order, key=lambda i: (sign * scores[i][criterion], i))
+
+
+def test_the_whole_method_runs_without_one_target_label(tmp_path, monkeypatch, capsys):
+    """intrada.pipeline with TEST.SELECTION im on a target without labels: stage 1, the
+    snapshot im picks (from the cache's scores), stage 2 on that snapshot (also as
+    entropy.py's default --best_iter), stage 3; then `entropy` and `last` in best mode."""
+    import builtins
+
+    from advent.cli import test_main
+    from entropy_rank import entropy
+    from intrada.pipeline import main as pipeline_main
+    tree = unlabelled_target_tree(tmp_path / 'tree')
+    s1 = write_config(tmp_path / 's1.yml', fd.folder_stage1_config(tree, tmp_path / 'snap', TEST={'SELECTION': 'im'}))
+    s3 = write_config(tmp_path / 's3.yml', fd.folder_stage3_config(tree, tmp_path / 'snap', tmp_path / 'rank',
+                                                                   TEST={'SELECTION': 'im'}))
+    target = tree / 'target'
+    opened = []
+    real_open, real_image_open = builtins.open, base_dataset.Image.open
+
+    def record(file):
+        if str(file).startswith(str(target)):
+            opened.append(Path(file).relative_to(target).as_posix())
+
+    monkeypatch.setattr(builtins, 'open', lambda file, *a, **k: record(file) or real_open(file, *a, **k))
+    monkeypatch.setattr(base_dataset.Image, 'open', lambda f, *a, **k: record(f) or real_image_open(f, *a, **k))
+    assert pipeline_main(['--stage1-cfg', str(s1), '--stage3-cfg', str(s3), '--lambda1', '0.5']) == 0
+    out = capsys.readouterr().out
+    monkeypatch.undo()
+    # every target file read is a list, the class file or an image
+    assert {f for f in opened if f.startswith('images/')} == {f'images/{n}' for n in fd.TARGET_TRAIN + fd.TARGET_VAL}
+    assert {f for f in opened if not f.startswith('images/')} <= {'train.txt', 'val.txt', 'info.json'}
+
+    snap1, snap3 = tmp_path / 'snap' / 'folder1', tmp_path / 'snap' / 'folder3'
+    finals = [line for line in out.splitlines() if line.startswith('Best iteration:')]
+    assert len(finals) == 2 and 'mIoU' not in out
+    for snapshot_dir, final in zip((snap1, snap3), finals):
+        cache = json.loads((snapshot_dir / 'all_res.json').read_text())
+        assert cache['results'] == {} and set(cache['label_free']) == {'2', '4'}
+        pick = cached_pick(snapshot_dir, 'im')
+        assert final.startswith(f'Best iteration: {pick} (selected by im: im ') and \
+            final.endswith(f'{snapshot_dir}/model_{pick}.pth)')
+    best_iter = cached_pick(snap1, 'im')
+    ranked = json.loads((tmp_path / 'rank' / 'entropy_ranking.json').read_text())
+    assert ranked['checkpoint'] == str(snap1 / f'model_{best_iter}.pth')
+    assert (snap3 / 'model_4.pth').is_file()
+
+    # stage 2 on its own: without --best_iter, the snapshot TEST.SELECTION picks
+    args = entropy.get_arguments(['--cfg', str(s1), '--lambda1', '0.5', '--out-dir', str(tmp_path / 'rank2')])
+    entropy.main(args)
+    assert json.loads((tmp_path / 'rank2' / 'entropy_ranking.json').read_text())['checkpoint'] == ranked['checkpoint']
+
+    # the other label-free criteria, from the cache (nothing evaluated again)
+    before = (snap1 / 'all_res.json').read_bytes()
+    for criterion in ('entropy', 'last'):
+        cfg = write_config(tmp_path / f'{criterion}.yml',
+                           fd.folder_stage1_config(tree, tmp_path / 'snap', TEST={'SELECTION': criterion}))
+        capsys.readouterr()
+        assert test_main(['--cfg', str(cfg)]) == 0
+        final = capsys.readouterr().out.strip().splitlines()[-1]
+        pick = cached_pick(snap1, criterion)
+        assert final.startswith(f'Best iteration: {pick} (') and final.endswith(f'{snap1}/model_{pick}.pth)')
+    assert (snap1 / 'all_res.json').read_bytes() == before
+
+
+@pytest.mark.parametrize('selection', ['im', 'miou'])
+def test_check_on_an_unlabelled_val_list(tmp_path, capsys, selection):
+    from intrada.check import console_main
+    tree = unlabelled_target_tree(tmp_path / 'tree')
+    cfg = write_config(tmp_path / 's1.yml', fd.folder_stage1_config(tree, tmp_path / 'snap',
+                                                                     TEST={'SELECTION': selection}))
+    status = console_main(['--cfg', str(cfg)])
+    out = capsys.readouterr().out
+    failures = [line for line in out.splitlines() if line.startswith('FAIL')]
+    if selection == 'im':
+        assert status == 0 and not failures, out
+        assert 'val labels        all 0 present; 2 items without a label' in out
+    else:
+        assert status == 1 and len(failures) == 1, out
+        assert failures[0].startswith('FAIL  val labels') and "TEST.SELECTION 'miou'" in failures[0]
+        assert f"{tree / 'target' / 'val.txt'} 'images/{fd.TARGET_VAL[0]}' has no label" in failures[0]

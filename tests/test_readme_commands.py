@@ -5,6 +5,7 @@ or a long run are checked through `--help`; the setup check runs on a tiny tree;
 quick mode runs with its output piped to a file, which must stay a short log. The setup
 command itself is what .ci/run runs. Every relative link of those pages names a file of the
 repository."""
+import json
 import re
 import shlex
 import subprocess
@@ -215,3 +216,9 @@ def test_the_own_data_page_runs_as_written(tmp_path, monkeypatch, capsys, one_to
     rank = tmp_path / 'experiments' / 'folder_demo_rank'
     assert len((rank / 'easy_split.txt').read_text().split()) == 2
     assert (tmp_path / 'experiments' / 'snapshots' / 'folder_demo_intrada' / 'all_res.json').is_file()
+    # the run without one target label: snapshots picked by TEST.SELECTION, no mIoU anywhere
+    for stage in ('advent', 'intrada'):
+        cache = json.loads((tmp_path / 'experiments' / 'snapshots' / f'folder_demo_{stage}_unlabelled' /
+                            'all_res.json').read_text())
+        assert cache['results'] == {} and set(cache['label_free']) == {'2'}
+    assert len((tmp_path / 'experiments' / 'folder_demo_unlabelled_rank' / 'easy_split.txt').read_text().split()) == 2

@@ -10,6 +10,9 @@ the box and shows what to copy:
   OUT/folder/target/labels/val/...             val labels in category ids (8 bit)
   OUT/folder/target/train.txt                  IMAGE lines: no target training label is used
   OUT/folder/target/val.txt                    IMAGE LABEL lines
+  OUT/folder/target/val_unlabelled.txt         the same images without their labels (IMAGE lines), for
+                                               the run without any target label
+                                               (configs/folder_*_unlabelled.yml, TEST.SELECTION im)
   OUT/folder/target/classes.json               names, palette, rare classes
 """
 import json
@@ -93,4 +96,5 @@ def write_folder_layout(info):
     _write_text(source / 'all.txt', ''.join(f'{line}\n' for line in source_lines))
     for split, split_lines in lines.items():
         _write_text(target / f'{split}.txt', ''.join(f'{line}\n' for line in split_lines))
+    _write_text(target / 'val_unlabelled.txt', ''.join(f'{line.split()[0]}\n' for line in lines['val']))
     return out

@@ -1,5 +1,5 @@
 """Where an adversarial training iteration's time goes at the demo's setting, as ratios measured
-in one process (docs/discriminator_width.md).
+in one process (docs/demo.md).
 
     python benchmarks/adversarial_profile.py OUT_DIR                  # the demo's sizes, widths 64 and 16
     python benchmarks/adversarial_profile.py OUT_DIR --widths 64,32,16,8 --rounds 5

@@ -21,7 +21,7 @@ normalised entropy as a heat map: black certain, yellow uncertain), <stem>_overl
 
 The scores are upsampled, arg-maxed and turned into entropy in bands of rows, and the four
 pictures made one after another, so that memory stays bounded for photos of any size (see
-docs/predict_large_images.md). An image above --max-pixels (default 150 MP) is refused
+docs/predict.md). An image above --max-pixels (default 150 MP) is refused
 from its header, before it is decoded (a decompression bomb, or a photo too large for the
 machine).
 

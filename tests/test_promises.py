@@ -1,5 +1,5 @@
 """Promises of the README checked through what a user sees, and the bugs a mutation pass
-found unguarded (docs/testing_mutants.md; tests/mutation/run_mutants.py replays them):
+found unguarded (docs/testing.md; tests/mutation/run_mutants.py replays them):
 
 - best mode: two snapshots with the same mIoU, the earlier one is chosen and named by the
   evaluation and by stage 2; a snapshot retrained in place is evaluated again; WAIT_MODEL

@@ -83,7 +83,7 @@ def default_config():
     c.TRAIN.DA_METHOD = 'AdvEnt'
     c.TRAIN.LEARNING_RATE_D = 1e-4
     # Width of the discriminators' first conv (ndf; the others are 2x, 4x, 8x it). 64 is the
-    # original's; the demo's reduced segmenter uses a narrower one (docs/discriminator_width.md).
+    # original's; the demo's reduced segmenter uses a narrower one (docs/demo.md).
     c.TRAIN.D_NDF = 64
     c.TRAIN.LAMBDA_ADV_MAIN = 0.001
     c.TRAIN.LAMBDA_ADV_AUX = 0.0002

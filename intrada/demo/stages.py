@@ -53,7 +53,7 @@ LEARNING_RATE = 2.5e-3  # from scratch, a reduced model tolerates (and needs) mo
 LAMBDA1 = 0.67
 SELF_TRAINING_LAMBDA1 = 1.0  # every target-train image in the easy split, as the paper's self-training row
 # TRAIN.D_NDF: discriminators a quarter of the original's width, as DeepLabv2-tiny is a quarter of
-# DeepLabv2's; at 64 they took two thirds of every adversarial iteration (docs/discriminator_width.md)
+# DeepLabv2's; at 64 they took two thirds of every adversarial iteration (docs/demo.md)
 DISCRIMINATOR_WIDTH = 16
 
 

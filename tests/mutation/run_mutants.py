@@ -10,7 +10,7 @@ in the copy (pytest -x). The table says, per mutant, the first test that failed,
 SURVIVED when they all passed. A snippet that is not found exactly once stops the script
 before anything runs: the library changed and the list must follow. Exit status 0 when
 every mutant was caught and the unmutated copy passes the same tests, 1 otherwise.
-Not part of the default test run (pytest collects test_*.py only); see docs/testing_mutants.md.
+Not part of the default test run (pytest collects test_*.py only); see docs/testing.md.
 """
 import argparse
 import os
@@ -51,9 +51,13 @@ MUTANTS = [
     Mutant('tie_in_evaluation', 'advent/domain_adaptation/eval_UDA.py',
            'if cur_best_miou < computed_miou:', 'if cur_best_miou <= computed_miou:',
            ['tests/test_promises.py', '-k', 'equal_miou']),
-    Mutant('tie_in_stage2_choice', 'advent/domain_adaptation/eval_UDA.py',
-           'if best is None or best[1] < miou:', 'if best is None or best[1] <= miou:',
+    # the snapshot each TEST.SELECTION criterion picks (the final line, stage 2's default input)
+    Mutant('tie_in_selection', 'advent/domain_adaptation/selection.py',
+           'else value > best[1]', 'else value >= best[1]',
            ['tests/test_promises.py', '-k', 'equal_miou']),
+    Mutant('tie_in_entropy_selection', 'advent/domain_adaptation/selection.py',
+           'value < best[1] if lower_is_better', 'value <= best[1] if lower_is_better',
+           ['tests/test_selection.py']),
     Mutant('cache_signature_size_only', 'advent/domain_adaptation/eval_UDA.py',
            'return [stat.st_size, stat.st_mtime_ns]', 'return [stat.st_size]',
            ['tests/test_promises.py', '-k', 'retrained']),

@@ -34,13 +34,8 @@ C = 19
 RARE = (3, 4, 5, 6, 7, 9, 12, 14, 15, 16, 17)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: more intra-op threads only spin on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors: more intra-op threads only spin on a busy machine.
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def random_model(seed, head_std=0.3):

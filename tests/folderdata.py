@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tinydata import stage1_config
+from tinydata import blocky_scene, stage1_config
 
 W, H = 64, 32
 CLASSES = ['ground', 'wall', 'plant', 'sky', 'thing']
@@ -25,16 +25,8 @@ RARE = [4]
 
 def scene(seed, width=W, height=H):
     """(RGB uint8 image, train-id label uint8): blocks of the 5 classes, some 255."""
-    rng = np.random.default_rng(seed)
-    label = np.zeros((height, width), np.uint8)
-    image = np.zeros((height, width, 3), np.float64)
-    for y0 in range(0, height, 8):
-        for x0 in range(0, width, 16):
-            cid = int(rng.choice([0, 1, 2, 3, 4, 255], p=[.25, .2, .2, .2, .1, .05]))
-            label[y0:y0 + 8, x0:x0 + 16] = cid
-            image[y0:y0 + 8, x0:x0 + 16] = PALETTE[cid] if cid != 255 else (0, 0, 0)
-    image += rng.normal(0, 12, size=image.shape)
-    return np.clip(np.round(image), 0, 255).astype(np.uint8), label
+    return blocky_scene(seed, lambda rng: int(rng.choice([0, 1, 2, 3, 4, 255], p=[.25, .2, .2, .2, .1, .05])),
+                        lambda cid: PALETTE[cid] if cid != 255 else (0, 0, 0), 12, width, height)
 
 
 def write_image(path, array, mode=None):

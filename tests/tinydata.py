@@ -22,18 +22,25 @@ GTA_NAMES = ['00001.png', '00002.png', '00003.png']
 UNMAPPED = [0, 1, 4, 6, 9]  # label ids that map to no train id
 
 
-def make_pair(seed, width=W, height=H):
-    """A blocky label map (label ids) and an image whose colours follow the labels."""
+def blocky_scene(seed, pick_class, colour_of, noise, width=W, height=H):
+    """(RGB uint8 image, uint8 label): 16x8 blocks, each of the class pick_class(rng) draws
+    and painted colour_of(class), plus Gaussian noise of sd `noise`."""
     rng = np.random.default_rng(seed)
     label = np.zeros((height, width), np.uint8)
     image = np.zeros((height, width, 3), np.float64)
     for y0 in range(0, height, 8):
         for x0 in range(0, width, 16):
-            cid = int(rng.choice(MAPPED + UNMAPPED))
+            cid = pick_class(rng)
             label[y0:y0 + 8, x0:x0 + 16] = cid
-            image[y0:y0 + 8, x0:x0 + 16] = np.random.default_rng(cid).uniform(20, 235, size=3)
-    image += rng.normal(0, 10, size=image.shape)
+            image[y0:y0 + 8, x0:x0 + 16] = colour_of(cid)
+    image += rng.normal(0, noise, size=image.shape)
     return np.clip(np.round(image), 0, 255).astype(np.uint8), label
+
+
+def make_pair(seed, width=W, height=H):
+    """A blocky label map (label ids) and an image whose colours follow the labels."""
+    return blocky_scene(seed, lambda rng: int(rng.choice(MAPPED + UNMAPPED)),
+                        lambda cid: np.random.default_rng(cid).uniform(20, 235, size=3), 10, width, height)
 
 
 def _pair(split, index, name):

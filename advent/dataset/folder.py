@@ -117,7 +117,9 @@ class FolderDataSet(BaseDataset):
             self.map_labels = None
             self.LABEL_IDS = [*range(num_classes), 255]
             self.LABEL_IDS_TEXT = f'train ids 0..{num_classes - 1} or 255 (ignore), the classes of {info_path}'
-        missing = [label for _, label, _ in self.files if label is not None and not Path(label).is_file()]
+        # each listed label once (self.files repeats the list up to max_iters items)
+        labels = dict.fromkeys(self.get_metadata(name)[1] for name in self.label_names)
+        missing = [label for label in labels if label is not None and not label.is_file()]
         if missing:
             raise DatasetError(f'label {missing[0]} (listed in {self.list_path}) does not exist '
                                f'({len(missing)} of the listed labels are missing); expected {self.LAYOUT}')

@@ -75,10 +75,12 @@ def evaluation_pass(models, weights, test_loader, num_classes, device, interp, d
     hist = torch.zeros(num_classes * num_classes + 1, dtype=torch.int64, device=device) if count else None
     for index, (image, label, _, _) in enumerate(progress_bar(test_loader, desc=desc, leave=False)):
         image = image.to(device, non_blocking=True)
+        at_scores_size = None
         with torch.no_grad():
             main_outputs = [model(image)[1] for model in models]
             if scores is not None:
-                scores.add(weighted_sum(main_outputs, weights, scores.upsample))
+                at_scores_size = weighted_sum(main_outputs, weights, scores.upsample)
+                scores.add(at_scores_size)
         if not count:
             continue
         if labels is not None:
@@ -88,8 +90,10 @@ def evaluation_pass(models, weights, test_loader, num_classes, device, interp, d
         label = label.to(device, non_blocking=True)
         upsample = interp or nn.Upsample(size=tuple(label.shape[1:]), mode='bilinear', align_corners=True)
         with torch.no_grad():
-            output = weighted_sum(main_outputs, weights, upsample)
-            del main_outputs
+            # where the evaluation's size is the scores' (the demo's), their map is this one
+            same_size = at_scores_size is not None and tuple(upsample.size) == tuple(scores.upsample.size)
+            output = at_scores_size if same_size else weighted_sum(main_outputs, weights, upsample)
+            del main_outputs, at_scores_size
             prediction = argmax_channels(output)
             del output  # the full-resolution score map goes before the next image's arrives
         accumulate_hist(hist, label, prediction, num_classes)
@@ -332,13 +336,6 @@ def save_results_cache(snapshot_dir, results, class_names, label_free=None):
            'snapshots': {str(k): snapshot_signature(p) if p.is_file() else None
                          for k, p in sorted(snapshots.items())}}
     json_dump(raw, Path(snapshot_dir) / CACHE_NAME)
-
-
-def best_iteration(results):
-    """(iteration, mIoU percent) of the best cached snapshot; the earliest wins a tie."""
-    mious = {i_iter: miou_percent(ious) for i_iter, ious in results.items()}
-    i_iter = pick('miou', mious, mious, {})
-    return None if i_iter is None else (i_iter, mious[i_iter])
 
 
 def selected_iteration(snapshot_dir, selection):

@@ -222,15 +222,15 @@ def main(argv=None):
                     runs[-1]['same_argmax_fraction'] = same_argmax(*trainids)
             image.unlink()
     report = {'runs': runs, 'machine': f'{platform.machine()}, {os.cpu_count()} CPUs'}
-    report.update(summary(runs, args.megapixels))
-    print_table(report, args.megapixels)
+    report.update(summary(runs))
+    print_table(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + '\n')
     return report
 
 
-def summary(runs, megapixels):
-    """Our measured peak and time at `megapixels`; the baseline's peak there (measured, or
+def summary(runs):
+    """Our measured peak and time at our largest photo; the baseline's peak there (measured, or
     extrapolated by a least-squares line through its measured sizes) and the ratio; the
     time ratio ours / baseline at each size both ran (times on a loaded machine are not
     extrapolated)."""
@@ -254,7 +254,7 @@ def summary(runs, megapixels):
     return out
 
 
-def print_table(report, megapixels):
+def print_table(report):
     print(f'\n{"side":<9} {"MP":>6} {"peak MB":>9} {"seconds":>8}')
     for r in report['runs']:
         figures = f'{r["peak_mb"]:>9.0f} {r["seconds"]:>8.1f}' if 'peak_mb' in r else f'failed: {r["failed"]}'

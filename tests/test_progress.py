@@ -52,7 +52,9 @@ def test_close_all_ends_an_interrupted_bar_on_its_own_line(monkeypatch):
     assert stream.getvalue().endswith('\n') and bar.disable
 
 
-def test_the_training_bar_total_is_the_number_of_iterations_the_loop_runs():
+def test_last_iteration_gives_the_training_bar_its_total():
+    """The rule's values; that the loop runs exactly that many iterations and the bar ends at
+    its total is test_train_faithful::test_stopping_rule_and_snapshot_names."""
     from easydict import EasyDict
     from advent.domain_adaptation.train_UDA import last_iteration
 

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from intrada.demo.synthetic.labels import TRAIN_ID_TO_LABEL_ID
+from intrada.demo.synthetic.writer import _write_text_atomic
 
 # The Cityscapes categories: name, colour, and the 19 train ids each gathers.
 CATEGORIES = (('flat', (128, 64, 128), (0, 1)),
@@ -56,9 +57,7 @@ def _copy(source, target):
 
 def _write_text(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    tmp.write_text(text)
-    tmp.replace(path)
+    _write_text_atomic(path, text)
 
 
 def write_folder_layout(info):

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import yaml
 
+from advent.utils.serialization import save_checkpoint
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TINY = 'DeepLabv2-tiny'
 IMG_MEAN = np.array((104.00698793, 116.66876762, 122.67891434), dtype=np.float32)
@@ -97,7 +99,7 @@ def save_tiny_init(path, seed=0, multi_level=True):
             state[key] = torch.randn(value.shape, generator=gen) * 0.05
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
+    save_checkpoint(state, path)   # renamed into place, as training writes its snapshots
     return path
 
 

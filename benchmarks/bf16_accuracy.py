@@ -25,7 +25,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from intrada.demo.aggregate import mean_sd  # noqa: E402
-from intrada.demo.stages import Stages, base_config, with_run, write_config  # noqa: E402
+from intrada.demo.jobs import Stages  # noqa: E402
+from intrada.demo.stages import base_config, run_result, run_steps, with_run, write_config  # noqa: E402
 from intrada.demo.synthetic import generate_benchmark  # noqa: E402
 
 SCHEDULES = {
@@ -90,7 +91,6 @@ def main(argv=None):
     scenes = generate_benchmark(out / 'scenes', seed=0, n_source=schedule['n_source'],
                                 n_target_train=schedule['n_target_train'], n_target_val=schedule['n_target_val'],
                                 size=schedule['size'], workers=max(1, min(8, os.cpu_count() or 1)))
-    stages = Stages(out, capture_stderr=True, announce=False)  # the scripts' output in out/logs/
     report = {'device': device, 'schedule': schedule, 'torch': torch.__version__, 'runs': []}
     if device == 'cuda':
         report['gpu'] = torch.cuda.get_device_name(0)
@@ -100,7 +100,9 @@ def main(argv=None):
             config_path = write_config(out / 'configs' / f'{name}.yml',
                                        run_config(scenes, out, schedule, seed, amp, device))
             start = time.time()
-            result = stages.train_and_evaluate(name, config_path, last_k=1)
+            with Stages(out) as stages:  # the scripts' output in out/logs/
+                stages.finish(stages.start(name, run_steps(name, config_path)))
+            result = run_result(config_path, last_k=1)
             best, last = result['mIoU'], result['mIoU_last_mean']  # the best snapshot's, the last one's
             report['runs'].append({'seed': seed, 'precision': precision, 'best_mIoU': best, 'last_mIoU': last,
                                    'seconds': round(time.time() - start, 1)})

@@ -8,6 +8,7 @@ from advent.utils.serialization import json_dump
 from advent.utils.progress import print_line
 from intrada.demo.aggregate import aggregate
 from intrada.demo.figures import summary_figure
+from intrada.demo.jobs import default_jobs
 from intrada.demo.report import TITLES, comparison_title, interval_text, present_rows, write_aggregate_report
 from intrada.demo.selection import aggregate_section, aggregate_selection, append_to_report, regret_line
 from intrada.demo.stages import run_demo
@@ -68,9 +69,14 @@ def get_arguments(argv=None):
                         help="how every run's snapshot is picked (TEST.SELECTION, stage 2's input included): "
                              "'miou' the best val mIoU (the paper's oracle, default), or without val labels "
                              "'entropy', 'im', 'last' (docs/selection.md)")
+    parser.add_argument('--jobs', type=int, default=default_jobs(),
+                        help='how many runs at the same time, each with one thread (default: the usable CPU cores, '
+                             'at most 3); the numbers do not depend on it')
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error('--seeds must be at least 1')
+    if args.jobs < 1:
+        parser.error(f'--jobs must be at least 1, got {args.jobs}')
     return args
 
 
@@ -78,7 +84,7 @@ def main(argv=None):
     args = get_arguments(argv)
     out, command = Path(args.out), command_line(args)
     settings = dict(quick=args.quick, original_sgd=args.sgd == 'original', ablation=args.ablation, command=command,
-                    selection=args.selection)
+                    selection=args.selection, jobs=args.jobs)
     if args.seeds == 1:
         print_table(run_demo(out, args.seed, **settings))
     else:

@@ -20,7 +20,6 @@ continue the source-only run's snapshot at `warmup` iterations for `adapt` itera
 while the baseline just goes on training on the source for as long. Every number in the
 report is measured by the project's evaluation code on the generated val set.
 """
-import contextlib
 import json
 import shutil
 import time
@@ -36,6 +35,7 @@ from advent.utils.serialization import atomic_write_text, json_dump, json_load
 from advent.utils.progress import print_line
 from entropy_rank import entropy as entropy_script
 from entropy_rank.quality import pseudo_label_quality
+from intrada.demo.jobs import Stages
 from intrada.demo.figures import easy_hard_figure, qualitative_figure, summary_figure
 from intrada.demo.report import present_rows, write_report
 from intrada.demo.selection import append_to_report, criterion_picks, report_section
@@ -121,38 +121,15 @@ def self_training_config(base, iterations, checkpoint, rank_dir):
                     SOURCE='CityscapesEasy', DATA_LIST_SOURCE=str(Path(rank_dir) / 'easy_split.txt'))
 
 
-class Stages:
-    """Runs the scripts' entry points with their output in DIR/logs/, timing each step.
-    capture_stderr: their stderr goes to the log too; announce: a line per step on stdout."""
+def run_steps(name, cfg):
+    """The steps of one run: its training, then the evaluation of its snapshots."""
+    return [(f'{name} train', train_main, ['--cfg', cfg]), (f'{name} eval', test_main, ['--cfg', cfg])]
 
-    def __init__(self, out, capture_stderr=False, announce=True):
-        self.logs = out / 'logs'
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.seconds = {}
-        self.capture_stderr, self.announce = capture_stderr, announce
 
-    def train_and_evaluate(self, name, cfg, last_k):
-        self.run(f'{name} train', train_main, ['--cfg', cfg])
-        self.run(f'{name} eval', test_main, ['--cfg', cfg])
-        return run_result(cfg, last_k)
-
-    def rank(self, name, stage1_cfg, best_iter, lambda1, normalize, rank_dir):
-        self.run(name, ranking_entry, ['--cfg', stage1_cfg, '--best_iter', str(best_iter),
-                                       '--normalize', str(normalize), '--lambda1', str(lambda1),
-                                       '--out-dir', str(rank_dir)])
-        return rank_dir
-
-    def run(self, name, entry, argv):
-        start = time.time()
-        log = self.logs / f"{name.replace(' ', '_')}.log"
-        if self.announce:
-            print_line(f'-- {name}: {" ".join(argv)}  (log: {log})')
-        with open(log, 'w') as f, contextlib.redirect_stdout(f), \
-                (contextlib.redirect_stderr(f) if self.capture_stderr else contextlib.nullcontext()):
-            status = entry(argv)
-        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.time() - start, 1)
-        if status != 0:
-            raise SystemExit(f'error: {name} failed (exit status {status}); see {log}')
+def ranking_steps(name, stage1_cfg, best_iter, lambda1, normalize, rank_dir):
+    """Stage 2 from stage 1's snapshot `best_iter`, into `rank_dir`."""
+    return [(name, ranking_entry, ['--cfg', stage1_cfg, '--best_iter', str(best_iter), '--normalize', str(normalize),
+                                   '--lambda1', str(lambda1), '--out-dir', str(rank_dir)])]
 
 
 def ranking_entry(argv):
@@ -219,20 +196,19 @@ def ranking_quality(rank_dir, data):
 
 
 def run_demo(out, seed=0, quick=False, original_sgd=True, ablation=False, command='python -m intrada.demo',
-             selection='miou'):
+             selection='miou', jobs=1):
     """All the runs of one seed in `out`: results.json, report.md and the figures; returns the results.
-    selection: the TEST.SELECTION that picks every run's snapshot (stage 2's input included)."""
+    selection: the TEST.SELECTION that picks every run's snapshot (stage 2's input included);
+    jobs: how many runs at the same time (the numbers do not depend on it, see jobs.py)."""
     settings = SETTINGS['quick' if quick else 'full']
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stages = Stages(out)
     started = time.time()
 
     print_line(f'== generating the synthetic benchmark in {out / "data"}')
     data = generate_benchmark(out / 'data', seed=seed, n_source=settings['n_source'],
                               n_target_train=settings['n_target_train'], n_target_val=settings['n_target_val'],
-                              size=settings['size'])
-    stages.seconds['data'] = round(data['seconds'], 1)
+                              size=settings['size'], workers=jobs)
 
     snapshots, configs, rank_dir = out / 'snapshots', out / 'configs', out / 'entropy_rank'
     ablation_ranks = {'self_training': out / 'entropy_rank_self_training', 'intrada_norm': out / 'entropy_rank_norm'}
@@ -242,39 +218,58 @@ def run_demo(out, seed=0, quick=False, original_sgd=True, ablation=False, comman
     base['TEST']['SELECTION'] = selection
     warmup, adapt, intra, last_k = settings['warmup'], settings['adapt'], settings['intra'], settings['last_k']
     warm_snapshot = snapshots / 'source_only' / f'model_{warmup}.pth'
-    first_runs = {
+    cfgs = {name: write_config(configs / f'{name}.yml', cfg) for name, cfg in {
         'source_only': with_run(base, 'source_only', 'SourceOnly', warmup + adapt),
         'bn_only': with_run(base, 'bn_only', 'BNOnly', adapt, warm_snapshot),
         'advent': with_run(base, 'advent', 'AdvEnt', adapt, warm_snapshot),
-    }
-    cfgs = {name: write_config(configs / f'{name}.yml', cfg) for name, cfg in first_runs.items()}
-    results = {name: stages.train_and_evaluate(name, cfg, last_k) for name, cfg in cfgs.items()}
-    advent, best = results['advent']['checkpoint'], results['advent']['best_iter']
+    }.items()}
+    results = {}
 
-    stages.rank('stage 2 ranking', cfgs['advent'], best, LAMBDA1, False, rank_dir)
-    cfgs['intrada'] = write_config(configs / 'intrada.yml',
-                                   stage3_config(base, 'intrada', intra, advent, rank_dir, data))
-    results['intrada'] = stages.train_and_evaluate('intrada', cfgs['intrada'], last_k)
-    results['split'], results['pseudo_labels'] = ranking_quality(rank_dir, data)
+    total_steps = 11 + (6 if ablation else 0)  # a run: training and evaluation; a ranking: one step
+    with Stages(out, jobs, total_steps) as stages:
+        def start(name):
+            return stages.start(name, run_steps(name, cfgs[name]))
 
-    cfgs['advent_continued'] = write_config(configs / 'advent_continued.yml',
-                                            with_run(base, 'advent_continued', 'AdvEnt', intra, advent))
-    results['advent_continued'] = stages.train_and_evaluate('advent_continued', cfgs['advent_continued'], last_k)
+        def finish(job):
+            stages.finish(job)
+            results[job.name] = run_result(cfgs[job.name], last_k)
 
-    if ablation:
-        st_rank = stages.rank('self-training ranking', cfgs['advent'], best, SELF_TRAINING_LAMBDA1, False,
-                              ablation_ranks['self_training'])
-        cfgs['self_training'] = write_config(configs / 'self_training.yml',
-                                             self_training_config(base, intra, advent, st_rank))
-        results['self_training'] = stages.train_and_evaluate('self_training', cfgs['self_training'], last_k)
-        norm_rank = stages.rank('normalised ranking', cfgs['advent'], best, LAMBDA1, True,
-                                ablation_ranks['intrada_norm'])
-        cfgs['intrada_norm'] = write_config(configs / 'intrada_norm.yml',
-                                            stage3_config(base, 'intrada_norm', intra, advent, norm_rank, data))
-        results['intrada_norm'] = stages.train_and_evaluate('intrada_norm', cfgs['intrada_norm'], last_k)
-        results['split_norm'], results['pseudo_labels_norm'] = ranking_quality(norm_rank, data)
+        # Started in the order of the longest chain (source only -> AdvEnt -> stage 2 -> IntraDA),
+        # so that a free worker always takes the run the others wait for.
+        source_only = start('source_only')
+        stages.wait_for_file(warm_snapshot, source_only)  # the source-only run goes on to warmup + adapt
+        advent_job, bn_only = start('advent'), start('bn_only')
+        finish(advent_job)
+        advent, best = results['advent']['checkpoint'], results['advent']['best_iter']
+        stages.finish(stages.start('stage 2 ranking',
+                                   ranking_steps('stage 2 ranking', cfgs['advent'], best, LAMBDA1, False, rank_dir)))
+        cfgs['intrada'] = write_config(configs / 'intrada.yml',
+                                       stage3_config(base, 'intrada', intra, advent, rank_dir, data))
+        cfgs['advent_continued'] = write_config(configs / 'advent_continued.yml',
+                                                with_run(base, 'advent_continued', 'AdvEnt', intra, advent))
+        later = [start('intrada'), start('advent_continued')]
+        results['split'], results['pseudo_labels'] = ranking_quality(rank_dir, data)
 
-    start = time.time()
+        if ablation:
+            rankings = [stages.start(name, ranking_steps(name, cfgs['advent'], best, lambda1, normalize,
+                                                         ablation_ranks[key]))
+                        for name, key, lambda1, normalize in (
+                            ('self-training ranking', 'self_training', SELF_TRAINING_LAMBDA1, False),
+                            ('normalised ranking', 'intrada_norm', LAMBDA1, True))]
+            for job in rankings:
+                stages.finish(job)
+            cfgs['self_training'] = write_config(configs / 'self_training.yml', self_training_config(
+                base, intra, advent, ablation_ranks['self_training']))
+            cfgs['intrada_norm'] = write_config(configs / 'intrada_norm.yml', stage3_config(
+                base, 'intrada_norm', intra, advent, ablation_ranks['intrada_norm'], data))
+            later += [start('self_training'), start('intrada_norm')]
+            results['split_norm'], results['pseudo_labels_norm'] = ranking_quality(ablation_ranks['intrada_norm'],
+                                                                                   data)
+        for job in (source_only, bn_only, *later):
+            finish(job)
+    seconds = {'data': round(data['seconds'], 1), **stages.seconds}
+
+    figures_started = time.time()
     rows = present_rows(results)
     summary_figure([(title, results[key]['mIoU'], None) for key, title in rows],
                    f'mIoU (percent) on the target val set, best snapshot; seed {seed}', out / 'summary.png')
@@ -282,9 +277,10 @@ def run_demo(out, seed=0, quick=False, original_sgd=True, ablation=False, comman
                                         for key, title in rows if key != 'bn_only'], out / 'qualitative.png')
     easy_hard_figure(cfgs['advent'], advent, f'AdvEnt (stage 1, iter {best})', rank_dir, data['manifest'],
                      out / 'easy_hard.png')
-    stages.seconds['figures'] = round(time.time() - start, 1)
-    stages.seconds['total'] = round(time.time() - started, 1)
-    results['seconds'] = stages.seconds
+    seconds['figures'] = round(time.time() - figures_started, 1)
+    seconds['total'] = round(time.time() - started, 1)
+    results['seconds'] = seconds
+    results['jobs'] = jobs
     results['settings'] = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
     results['seed'] = seed
     results['original_sgd'] = original_sgd

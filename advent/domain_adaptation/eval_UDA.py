@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils import data
 
-from advent.dataset.base_dataset import BaseDataset
+from advent.dataset.base_dataset import BaseDataset, DatasetError
 from advent.dataset.synthia import CITYSCAPES_16_FROM_19
 from advent.domain_adaptation.selection import LabelFreeScores, print_picks, selected
 from advent.errors import UserError
@@ -362,11 +362,18 @@ def selected_snapshot(cfg):
     return selected_iteration(cfg.TEST.SNAPSHOT_DIR[0], cfg.TEST.SELECTION, present_snapshots(cfg))
 
 
-def check_selection_labels(dataset, selection):
-    """TEST.SELECTION 'miou' needs a label on every val item (dataset.labelled)."""
-    if selection == 'miou' and not getattr(dataset, 'labelled', True):
-        list_path = getattr(dataset, 'list_path', 'the val list')
-        first = dataset.first_unlabelled() if hasattr(dataset, 'first_unlabelled') else 'an item'
+def check_val_labels(dataset, mode, selection):
+    """The labels an evaluation in TEST.MODE `mode` needs on the val list (dataset.labelled):
+    single mode reports the mIoU, so every item needs one; best mode needs them only for
+    TEST.SELECTION 'miou'. The evaluation and intrada.check both apply this rule."""
+    if getattr(dataset, 'labelled', True):
+        return
+    list_path = getattr(dataset, 'list_path', 'the val list')
+    first = dataset.first_unlabelled() if hasattr(dataset, 'first_unlabelled') else 'an item'
+    if mode == 'single':
+        raise DatasetError(f"{list_path}: {first!r} has no label; the mIoU evaluation of TEST.MODE 'single' needs "
+                           f"a label on every val item (IMAGE LABEL lines)")
+    if selection == 'miou':
         raise EvaluationError(f"TEST.SELECTION 'miou' needs a label on every val item, and in {list_path} {first!r} "
                               f"has no label: label it, or choose one of 'entropy', 'im', 'last'")
 
@@ -378,7 +385,7 @@ def eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose
     if not snapshot_dir.is_dir():
         raise EvaluationError(f'snapshot folder {snapshot_dir} does not exist (TEST.SNAPSHOT_DIR)')
     selection = cfg.TEST.SELECTION
-    check_selection_labels(test_loader.dataset, selection)
+    check_val_labels(test_loader.dataset, 'best', selection)
     # Without a label on every val item there is no mIoU, and no label file is opened.
     labelled = getattr(test_loader.dataset, 'labelled', True)
     results, label_free = load_cache(snapshot_dir)

@@ -14,7 +14,7 @@ from advent.dataset.gta5 import GTA5DataSet
 from advent.dataset.loader import build_train_loader, worker_count
 from advent.dataset.synthia import SYNTHIADataSet
 from advent.domain_adaptation.config import DATASET_DIR, ConfigError, dump_yaml
-from advent.domain_adaptation.eval_UDA import evaluate_domain_adaptation
+from advent.domain_adaptation.eval_UDA import check_val_labels, evaluate_domain_adaptation
 from advent.domain_adaptation.optim import saved_by_original_sgd
 from advent.domain_adaptation.train_UDA import find_resume_state, train_domain_adaptation
 from advent.model.deeplabv2 import MODEL_VARIANTS, get_deeplab_v2
@@ -212,10 +212,7 @@ def run_evaluation(cfg):
             if not path or not Path(path).is_file():
                 raise ConfigError(f'TEST.RESTORE_FROM: {missing_checkpoint_message(path or repr(path))}')
     test_dataset = build_test_dataset(cfg)
-    # Best mode with a label-free TEST.SELECTION runs on an unlabelled val list (eval_best checks the rest).
-    if not test_dataset.labelled and cfg.TEST.MODE == 'single':
-        raise DatasetError(f'{test_dataset.list_path}: {test_dataset.first_unlabelled()!r} has no label; the mIoU '
-                           f'evaluation needs a label on every val item (IMAGE LABEL lines)')
+    check_val_labels(test_dataset, cfg.TEST.MODE, cfg.TEST.SELECTION)
     test_loader = data.DataLoader(test_dataset, batch_size=cfg.TEST.BATCH_SIZE_TARGET,
                                   num_workers=worker_count(cfg.NUM_WORKERS),
                                   shuffle=False, pin_memory=torch.cuda.is_available())

@@ -17,10 +17,11 @@ from advent.domain_adaptation.config import DATASET_DIR, ConfigError, dump_yaml
 from advent.domain_adaptation.eval_UDA import check_val_labels, evaluate_domain_adaptation
 from advent.domain_adaptation.optim import saved_by_original_sgd
 from advent.domain_adaptation.train_UDA import find_resume_state, train_domain_adaptation
+from advent.model import discriminator
 from advent.model.deeplabv2 import MODEL_VARIANTS, get_deeplab_v2
 from advent.utils import distributed
-from advent.utils.serialization import (CheckpointError, atomic_write_text, check_state_dict, load_checkpoint,
-                                        load_model_weights, missing_checkpoint_message)
+from advent.utils.serialization import (CheckpointError, StateDictMismatch, atomic_write_text, check_state_dict,
+                                        load_checkpoint, load_model_weights, missing_checkpoint_message)
 
 
 def build_segmenter(name, num_classes, multi_level):
@@ -189,11 +190,17 @@ def load_resume_state(path, cfg, model):
         raise CheckpointError(f'training state {path} holds the discriminators {sorted(state["discriminators"])}, '
                               f'TRAIN.DA_METHOD {cfg.TRAIN.DA_METHOD} expects {expected}: another run in this folder?')
     check_state_dict(model, state['model'], f'{path} (model)')
-    for saved in state['discriminators'].values():
-        first_conv = saved.get('0.weight') if isinstance(saved, dict) else None
-        if torch.is_tensor(first_conv) and first_conv.shape[0] != cfg.TRAIN.D_NDF:
-            raise CheckpointError(f'training state {path} was written with TRAIN.D_NDF {first_conv.shape[0]}, the '
-                                  f'config has {cfg.TRAIN.D_NDF}: set it back to continue this run')
+    for name in expected:   # every key and shape against the discriminator this config builds
+        saved = state['discriminators'][name]
+        built = discriminator.get_fc_discriminator(num_classes=cfg.NUM_CLASSES, ndf=cfg.TRAIN.D_NDF)
+        try:
+            check_state_dict(built, saved, f'{path} ({name})')
+        except StateDictMismatch:
+            first_conv = saved.get('0.weight')
+            if torch.is_tensor(first_conv) and first_conv.shape[0] != cfg.TRAIN.D_NDF:
+                raise CheckpointError(f'training state {path} was written with TRAIN.D_NDF {first_conv.shape[0]}, '
+                                      f'the config has {cfg.TRAIN.D_NDF}: set it back to continue this run') from None
+            raise
     saved_original = saved_by_original_sgd(state['optimizer'])
     if saved_original != cfg.TRAIN.ORIGINAL_SGD:
         raise CheckpointError(f'training state {path} was written with TRAIN.ORIGINAL_SGD {saved_original}, the '

@@ -145,18 +145,19 @@ def check_datasets(report, cfg, samples):
         report.add(OK, f'{role} data', f'{type(dataset).__name__}: the {len(files)} images listed in '
                                        f'{shown(list_file)}{packaged} are present')
         labelled = getattr(dataset, 'load_labels', True)
-        if role == 'val' and not check_val_selection(report, dataset, cfg.TEST.SELECTION):
+        if role == 'val' and not check_val_selection(report, dataset, cfg):
             continue
         if labelled and not check_labels_present(report, role, dataset, files):
             continue
         check_sample(report, role, dataset, files, samples, labelled)
 
 
-def check_val_selection(report, dataset, selection):
-    """Val items without a label: fine for a label-free TEST.SELECTION, a failure for 'miou'."""
-    from advent.domain_adaptation.eval_UDA import check_selection_labels
+def check_val_selection(report, dataset, cfg):
+    """Val items without a label: a failure where the evaluation needs them (single mode, or
+    TEST.SELECTION 'miou'), fine for best mode with a label-free TEST.SELECTION."""
+    from advent.domain_adaptation.eval_UDA import check_val_labels
     try:
-        check_selection_labels(dataset, selection)
+        check_val_labels(dataset, cfg.TEST.MODE, cfg.TEST.SELECTION)
     except UserError as e:
         report.add(FAIL, 'val labels', str(e))
         return False

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from advent.cli import run_guarded, str2bool
 from advent.domain_adaptation.config import PROJECT_ROOT, ConfigError, finalize_paths, load_config
-from advent.domain_adaptation.eval_UDA import check_selection_labels, selected_iteration
+from advent.domain_adaptation.eval_UDA import check_val_labels, selected_snapshot
 from advent.domain_adaptation.experiment import build_test_dataset, run_evaluation, run_training
 from advent.utils.serialization import json_load
 from entropy_rank.ranking import run_ranking
@@ -58,7 +58,7 @@ def evaluate_stage(cfg, name, summary):
     cfg.TEST.SNAPSHOT_STEP = cfg.TRAIN.SAVE_PRED_EVERY
     print(f'== {name}: evaluating the snapshots of {cfg.TEST.SNAPSHOT_DIR[0]}')
     run_evaluation(cfg)
-    best_iter, known = selected_iteration(cfg.TEST.SNAPSHOT_DIR[0], cfg.TEST.SELECTION)
+    best_iter, known = selected_snapshot(cfg)  # the pick the evaluation printed, among this run's snapshots
     picked = 'best iteration' if cfg.TEST.SELECTION == 'miou' else f'iteration selected by {cfg.TEST.SELECTION}'
     summary.append((name, 'ran', time.time() - start, ', '.join([f'{picked} {best_iter}'] + known)))
     return best_iter
@@ -91,8 +91,8 @@ def run_pipeline(stage1_path, stage3_path, normalize=False, lambda1=0.67, random
     stage1 = load_stage_config(stage1_path)
     stage3 = load_stage_config(stage3_path)
     rank_dir = ranking_folder(stage3)
-    for cfg in (stage1, stage3):  # before any training
-        check_selection_labels(build_test_dataset(cfg), cfg.TEST.SELECTION)
+    for cfg in (stage1, stage3):  # before any training; both evaluations run in best mode
+        check_val_labels(build_test_dataset(cfg), 'best', cfg.TEST.SELECTION)
     summary = []
     train_stage(stage1, 'stage 1 training', summary, random_train)
     best_iter = evaluate_stage(stage1, 'stage 1 evaluation', summary)

@@ -9,7 +9,9 @@ with its source."""
 import json
 from pathlib import Path
 
+from advent.dataset.folder import load_class_file
 from advent.domain_adaptation.config import dotted_keys, load_config, load_yaml
+from advent.domain_adaptation.experiment import FOLDER_KINDS
 from advent.errors import UserError
 from advent.model.deeplabv2 import MODEL_VARIANTS
 from advent.utils.viz_segmask import CLASS_COLOURS
@@ -49,6 +51,8 @@ def prediction_config(args):
         return str(from_run) if from_run else 'default'
 
     shared_from = found[0][0] if found else None
+    # TEST.INFO_TARGET is a class file when the config it comes from has a folder target
+    classes_from = found[0][1] if found and 'TEST.INFO_TARGET' not in given else cfg
     if found:
         if 'NUM_CLASSES' not in given:
             cfg.NUM_CLASSES = found[0][1].NUM_CLASSES
@@ -64,7 +68,8 @@ def prediction_config(args):
                      [source('TEST.MODEL', from_run=path if run else None) for path, run in runs])
     models = args.model or cfg.TEST.MODEL
     size = args.input_size or cfg.TEST.INPUT_SIZE_TARGET
-    palette, palette_source = class_palette(cfg.TEST.INFO_TARGET)
+    palette, palette_source = class_palette(cfg.TEST.INFO_TARGET, classes_from.TARGET in FOLDER_KINDS,
+                                            f'TEST.INFO_TARGET from {source("TEST.INFO_TARGET", from_run=shared_from)}')
     lines = notes + [
         f'model: {", ".join(models)} (from {"; ".join(dict.fromkeys(model_sources))})',
         f'classes: {cfg.NUM_CLASSES} (from {source("NUM_CLASSES", from_run=shared_from)}), palette '
@@ -77,9 +82,13 @@ def prediction_config(args):
     return cfg, palette, lines
 
 
-def class_palette(info_path):
-    """([r, g, b] per class, description) from an info file's 'palette'; the Cityscapes
-    palette, said so, when the file cannot be read."""
+def class_palette(info_path, class_file, key):
+    """([r, g, b] per class, description) from the 'palette' of a folder dataset's class file
+    (`class_file`: read and checked by load_class_file, a missing or bad one is an error
+    naming `key`) or of a canonical dataset's info file (the Cityscapes palette, said so, when
+    it cannot be read: a run config from another machine names that machine's copy)."""
+    if class_file:
+        return load_class_file(info_path, key)['palette'], f'of {info_path}'
     try:
         colours = [[int(channel) for channel in colour] for colour in json.loads(Path(info_path).read_text())['palette']]
     except (OSError, ValueError, KeyError, TypeError):

@@ -134,3 +134,34 @@ def test_full_on_a_complete_tree_decodes_everything(setup, capsys):
     assert console_main(['--cfg', config(), '--full']) == 0
     out = capsys.readouterr().out
     assert 'All 11 checks passed.' in out and 'Decoded all ' in out and '--full decodes' not in out
+
+
+@pytest.mark.parametrize('mode, selection, needs', [('best', 'entropy', None), ('best', 'miou', "TEST.SELECTION 'miou'"),
+                                                    ('single', 'entropy', "TEST.MODE 'single'"),
+                                                    ('single', 'miou', "TEST.MODE 'single'")])
+def test_val_labels_are_checked_as_the_evaluation_needs_them(tmp_path, capsys, mode, selection, needs):
+    """A val list with an item without a label: single mode (the mIoU) needs every label
+    whatever TEST.SELECTION says, best mode only for 'miou'; the check fails with the
+    evaluation's own error."""
+    import folderdata as fd
+    from advent.domain_adaptation.config import finalize_paths, load_config
+    from advent.domain_adaptation.experiment import run_evaluation
+    from advent.errors import UserError
+    tree = fd.make_folder_tree(tmp_path / 'tree')
+    fd.write_list(tree / 'target' / 'val.txt', [f'images/{fd.TARGET_VAL[0]} labels/{fd.TARGET_VAL[0]}',
+                                                f'images/{fd.TARGET_VAL[1]}'])
+    checkpoint = tmp_path / 'model.pth'
+    torch.save(get_deeplab_v2(num_classes=5, multi_level=True, variant='DeepLabv2-tiny').state_dict(), checkpoint)
+    test = {'MODE': mode, 'SELECTION': selection, 'RESTORE_FROM': [str(checkpoint)]}
+    cfg_path = str(write_config(tmp_path / 'cfg.yml', fd.folder_stage1_config(tree, tmp_path / 'snap', TEST=test)))
+    status, checks, out = run_check(cfg_path, capsys)
+    val_labels = [line for line in checks if line[6:22].strip() == 'val labels']
+    assert len(val_labels) == 1, out
+    if needs is None:
+        assert status == 0 and val_labels[0].startswith('ok') and '1 items without a label' in val_labels[0], out
+        return
+    assert status == 1 and val_labels[0].startswith('FAIL') and needs in val_labels[0], out
+    assert f"{tree / 'target' / 'val.txt'}" in val_labels[0] and repr(f'images/{fd.TARGET_VAL[1]}') in val_labels[0]
+    with pytest.raises(UserError) as error:
+        run_evaluation(finalize_paths(load_config(cfg_path)))
+    assert str(error.value) in val_labels[0]

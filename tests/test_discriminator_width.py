@@ -116,6 +116,28 @@ def test_resuming_a_state_of_another_width_is_refused_in_one_line(tree, tmp_path
     assert {p.name: p.stat().st_mtime_ns for p in (other / 'run').iterdir()} == before
 
 
+def test_resuming_a_discriminator_of_another_shape_is_refused_in_one_line(tree, tmp_path, capsys):
+    """The first convolution as wide as TRAIN.D_NDF, a later key of another shape or missing:
+    every key and shape is compared, the run is refused before it goes on."""
+    _, snap = train_advent(tree, tmp_path, D_NDF=8)
+    capsys.readouterr()
+    changes = {'6.weight': lambda d: d.update({'6.weight': d['6.weight'][:, :16]}), '8.bias': lambda d: d.pop('8.bias')}
+    for key, change in changes.items():
+        other = tmp_path / key
+        shutil.copytree(snap, other / 'run')
+        state = torch.load(other / 'run' / 'train_state_2.pth', map_location='cpu', weights_only=True)
+        change(state['discriminators']['d_main'])
+        torch.save(state, other / 'run' / 'train_state_2.pth')
+        cfg = tinydata.stage1_config(tree, other, EXP_NAME='run', TRAIN={'EARLY_STOP': 4, 'MAX_ITERS': 4, 'D_NDF': 8})
+        resume = tinydata.write_config(other / 'run.yml', cfg)
+        before = {p.name: p.stat().st_mtime_ns for p in (other / 'run').iterdir()}
+        assert train_main(['--cfg', str(resume), '--resume']) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith('error:') and 'train_state_2.pth (d_main)' in err[0], err
+        assert repr(key) in err[0] and 'D_NDF' not in err[0], err
+        assert {p.name: p.stat().st_mtime_ns for p in (other / 'run').iterdir()} == before
+
+
 def test_the_profile_script_times_every_part_of_an_iteration(tmp_path):
     spec = importlib.util.spec_from_file_location('adversarial_profile', ROOT / 'benchmarks' / 'adversarial_profile.py')
     module = importlib.util.module_from_spec(spec)

@@ -38,11 +38,11 @@ RARE = (3, 4, 5, 6, 7, 9, 12, 14, 15, 16, 17)
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
-def random_model(seed, head_std=0.3):
+def random_model(seed, head_std=0.3, num_classes=C):
     """DeepLabv2-tiny with BatchNorm statistics of random images and large random heads,
     so that the argmax maps hold many classes."""
     torch.manual_seed(seed)
-    model = get_deeplab_v2(C, True, 'DeepLabv2-tiny')
+    model = get_deeplab_v2(num_classes, True, 'DeepLabv2-tiny')
     with torch.no_grad():
         for name, param in model.named_parameters():
             if name.startswith(('layer5', 'layer6')) and name.endswith('weight'):

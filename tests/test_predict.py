@@ -254,3 +254,45 @@ def test_a_checkpoint_without_a_run_config_keeps_the_defaults_and_says_so(env, t
     assert len(err) == 1 and err[0].startswith('error: checkpoint') and 'has shape' in err[0], err
     assert '--model' in err[0] and 'DeepLabv2-tiny' in err[0] and 'DeepLabv2-R50' in err[0]
     assert not out.exists()
+
+
+def folder_run(tmp_path, info):
+    """A 5-class Folder run's snapshot folder whose train_cfg.yml names the class file `info`."""
+    import yaml
+    tmp_path.mkdir()
+    checkpoint = tmp_path / 'five.pth'
+    torch.save(random_model(4, num_classes=5).state_dict(), checkpoint)
+    folder = snapshot_folder(tmp_path, checkpoint, INFO_TARGET=str(info))
+    run = yaml.safe_load((folder / 'train_cfg.yml').read_text())
+    run.update(SOURCE='Folder', TARGET='Folder', NUM_CLASSES=5)
+    run['TRAIN']['INFO_TARGET'] = str(info)
+    write_yaml(folder / 'train_cfg.yml', run)
+    return folder / 'model_4.pth'
+
+
+def test_a_folder_runs_class_file_gives_the_palette(env, tmp_path, capsys, one_torch_thread):
+    """The colour masks of a Folder run in its class file's palette (not Cityscapes'); a class
+    file that is missing or bad is the class-file loader's one-line error, nothing written."""
+    import folderdata as fd
+    from intrada.predict import main
+    root, _ = env
+    palette = [[1, 2, 3], [250, 0, 250], [0, 250, 250], [17, 34, 51], [200, 100, 0]]
+    info = fd.class_file(tmp_path / 'classes' / 'info.json', palette=palette)
+    checkpoint = folder_run(tmp_path / 'good', info)
+    out = tmp_path / 'out'
+    assert main(['--checkpoint', str(checkpoint), str(root / 'images' / 'wide.png'), '--out-dir', str(out)]) == 0
+    assert f'palette of {info} (from {checkpoint.parent / "train_cfg.yml"})' in capsys.readouterr().out
+    train_ids = np.asarray(Image.open(output(out, 'wide.png', 'trainIds')))
+    colour = np.asarray(Image.open(output(out, 'wide.png', 'color')).convert('RGB'))
+    assert len(np.unique(train_ids)) >= 2
+    np.testing.assert_array_equal(colour, np.array(palette, np.uint8)[train_ids])
+
+    bad = fd.class_file(tmp_path / 'classes' / 'bad.json', palette=palette[:4])
+    for path, words in ((tmp_path / 'classes' / 'missing.json', 'does not exist'),
+                        (bad, '"palette" has 4 colours for 5 classes')):
+        checkpoint = folder_run(tmp_path / path.stem, path)
+        out = tmp_path / f'out_{path.stem}'
+        assert main(['--checkpoint', str(checkpoint), str(root / 'images' / 'wide.png'), '--out-dir', str(out)]) == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1 and err[0].startswith(f'error: class file {path}'), err
+        assert words in err[0] and not out.exists(), err

@@ -172,6 +172,25 @@ def test_scores_and_picks_follow_the_definitions(tree, monkeypatch, capsys):
     assert (snapshots / 'all_res.json').read_bytes() == before
 
 
+def test_the_pipeline_picks_among_its_own_run(tree, capsys):
+    """An earlier, longer run left model_5.pth and its (best) scores in all_res.json; this run
+    stops at 4: the pipeline ranks with the snapshot its evaluation printed, one of 1..4."""
+    from intrada.pipeline import evaluate_stage
+    root, list_path, snapshots = tree
+    shutil.copy(snapshots / 'model_4.pth', snapshots / 'model_5.pth')
+    eval_UDA.save_results_cache(snapshots, {5: np.ones(C)}, [str(k) for k in range(C)],
+                                {5: {'entropy': 0.0, 'im': 1.0}})
+    for selection in ('miou', 'entropy', 'im', 'last'):
+        cfg = config(snapshots, selection)
+        cfg.DATA_DIRECTORY_TARGET, cfg.TEST.DATA_LIST_TARGET = str(root / 'cs'), str(list_path)
+        cfg.TRAIN.update(SAVE_PRED_EVERY=1, EARLY_STOP=5)   # the last snapshot: model_4.pth
+        capsys.readouterr()
+        best_iter = evaluate_stage(cfg, 'stage 1 evaluation', [])
+        _, final = printed_picks(capsys.readouterr().out)
+        assert best_iter in ITERATIONS and final.startswith(f'Best iteration: {best_iter} ('), (selection, final)
+    assert '5' in read_cache(snapshots)['results']   # the old run's entry stays in the cache
+
+
 def test_old_cache_gets_label_free_scores_and_keeps_its_miou(tree, monkeypatch, capsys):
     root, list_path, snapshots = tree
     dataset = val_dataset(root, list_path)

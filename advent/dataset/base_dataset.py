@@ -227,6 +227,15 @@ def check_train_ids(ids, label_file, num_classes, what):
     return ids
 
 
+class PseudoLabels:
+    """Mixin of the stage-3 sources (listed before their dataset class): the labels are stage
+    2's pseudo-labels, 8-bit train ids of the dataset's classes, checked as they are read."""
+
+    def get_train_ids(self, label_file):
+        return check_train_ids(self.get_labels(label_file).astype(np.int64), label_file, len(self.class_names),
+                               'pseudo-label')
+
+
 class IdMapper:
     """Maps dataset label ids to train ids; ids the table does not list become 255."""
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import numpy as np
 
-from advent.dataset.base_dataset import BaseDataset, DatasetError, IdMapper, check_train_ids, read_json_file
+from advent.dataset.base_dataset import BaseDataset, DatasetError, IdMapper, PseudoLabels, read_json_file
 from advent.domain_adaptation.config import DATASET_DIR
 
 DEFAULT_INFO_PATH = str(DATASET_DIR / 'cityscapes_list' / 'info.json')
@@ -42,7 +42,7 @@ class CityscapesDataSet(BaseDataset):
         return self.map_labels(self.get_labels(label_file))
 
 
-class CityscapesPseudoDataSet(CityscapesDataSet):
+class CityscapesPseudoDataSet(PseudoLabels, CityscapesDataSet):
     """Stage-3 source: Cityscapes images with the pseudo-labels of stage 2
     (PSEUDO_DIR/<file name of the image>, 8-bit train ids)."""
     LAYOUT = ('ROOT/leftImg8bit/SET/CITY/X_leftImg8bit.png with its pseudo-label '
@@ -67,10 +67,6 @@ class CityscapesPseudoDataSet(CityscapesDataSet):
     def get_metadata(self, name):
         img_file = self.root / 'leftImg8bit' / self.set / name
         return img_file, self.pseudo_label_dir / name.split('/')[-1]
-
-    def get_train_ids(self, label_file):
-        return check_train_ids(self.get_labels(label_file).astype(np.int64), label_file, len(self.class_names),
-                               'pseudo-label')
 
 
 def load_info(info_path):

@@ -13,8 +13,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from advent.dataset.base_dataset import (BaseDataset, DatasetError, IdMapper, check_train_ids, read_json_file,
-                                         read_list_entries)
+from advent.dataset.base_dataset import (BaseDataset, DatasetError, IdMapper, PseudoLabels, check_train_ids,
+                                         read_json_file, read_list_entries)
 
 FOLDER_LAYOUT = 'ROOT/IMAGE and ROOT/LABEL for each line "IMAGE [LABEL]" of the list file'
 
@@ -146,7 +146,7 @@ class FolderDataSet(BaseDataset):
         return check_train_ids(ids, label_file, len(self.class_names), 'label')
 
 
-class FolderPseudoDataSet(FolderDataSet):
+class FolderPseudoDataSet(PseudoLabels, FolderDataSet):
     """Stage-3 source on a folder target: the easy split's images with the pseudo-labels of
     stage 2 (PSEUDO_DIR/<image path with a .png suffix>, 8-bit train ids at the training
     input size, so of any size)."""
@@ -166,7 +166,3 @@ class FolderPseudoDataSet(FolderDataSet):
 
     def get_metadata(self, name):
         return self.root / name, self.pseudo_label_dir / pseudo_label_path(name)
-
-    def get_train_ids(self, label_file):
-        return check_train_ids(self.get_labels(label_file).astype(np.int64), label_file, len(self.class_names),
-                               'pseudo-label')

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torch.utils import data
 
-from advent.dataset.base_dataset import BaseDataset
+from advent.dataset.base_dataset import BaseDataset, DatasetError
 from advent.dataset.synthia import CITYSCAPES_16_FROM_19
-from advent.domain_adaptation.selection import LabelFreeScores, pick, print_picks, score_texts
+from advent.domain_adaptation.selection import LabelFreeScores, print_picks, selected
 from advent.errors import UserError
 from advent.utils import distributed
 from advent.utils.func import fast_hist, per_class_iu
@@ -289,6 +289,14 @@ def snapshot_iterations(cfg):
     return range(cfg.TEST.SNAPSHOT_STEP, cfg.TEST.SNAPSHOT_MAXITER + 1, cfg.TEST.SNAPSHOT_STEP)
 
 
+def present_snapshots(cfg):
+    """The iterations of snapshot_iterations whose model_<k>.pth is in TEST.SNAPSHOT_DIR: what
+    best mode evaluates and chooses among without TEST.WAIT_MODEL. A cached score of another
+    iteration (an earlier, longer run in the same folder) is no candidate."""
+    snapshot_dir = Path(cfg.TEST.SNAPSHOT_DIR[0])
+    return [i for i in snapshot_iterations(cfg) if (snapshot_dir / f'model_{i}.pth').is_file()]
+
+
 def snapshot_signature(path):
     """Size and modification time: a snapshot retrained in place is evaluated again."""
     stat = Path(path).stat()
@@ -338,21 +346,34 @@ def save_results_cache(snapshot_dir, results, class_names, label_free=None):
     json_dump(raw, Path(snapshot_dir) / CACHE_NAME)
 
 
-def selected_iteration(snapshot_dir, selection):
+def selected_iteration(snapshot_dir, selection, candidates=None):
     """(iteration, what is known of it, e.g. ['entropy 0.012345', 'mIoU 40.1']) that the
-    criterion `selection` picks among the snapshots cached in all_res.json; None when the
-    cache holds no score it needs."""
+    criterion `selection` picks among the snapshots cached in all_res.json (only those of
+    `candidates`, iterations, when given); None when the cache holds no score it needs."""
     results, label_free = load_cache(snapshot_dir)
     mious = {i_iter: miou_percent(ious) for i_iter, ious in results.items()}
-    i_iter = pick(selection, set(results) | set(label_free), mious, label_free)
-    return None if i_iter is None else (i_iter, score_texts(selection, i_iter, mious, label_free))
+    cached = set(results) | set(label_free)
+    return selected(selection, cached if candidates is None else cached & set(candidates), mious, label_free)
 
 
-def check_selection_labels(dataset, selection):
-    """TEST.SELECTION 'miou' needs a label on every val item (dataset.labelled)."""
-    if selection == 'miou' and not getattr(dataset, 'labelled', True):
-        list_path = getattr(dataset, 'list_path', 'the val list')
-        first = dataset.first_unlabelled() if hasattr(dataset, 'first_unlabelled') else 'an item'
+def selected_snapshot(cfg):
+    """selected_iteration among this run's snapshots (present_snapshots): the pick a best-mode
+    evaluation of `cfg` reports, read back from its all_res.json."""
+    return selected_iteration(cfg.TEST.SNAPSHOT_DIR[0], cfg.TEST.SELECTION, present_snapshots(cfg))
+
+
+def check_val_labels(dataset, mode, selection):
+    """The labels an evaluation in TEST.MODE `mode` needs on the val list (dataset.labelled):
+    single mode reports the mIoU, so every item needs one; best mode needs them only for
+    TEST.SELECTION 'miou'. The evaluation and intrada.check both apply this rule."""
+    if getattr(dataset, 'labelled', True):
+        return
+    list_path = getattr(dataset, 'list_path', 'the val list')
+    first = dataset.first_unlabelled() if hasattr(dataset, 'first_unlabelled') else 'an item'
+    if mode == 'single':
+        raise DatasetError(f"{list_path}: {first!r} has no label; the mIoU evaluation of TEST.MODE 'single' needs "
+                           f"a label on every val item (IMAGE LABEL lines)")
+    if selection == 'miou':
         raise EvaluationError(f"TEST.SELECTION 'miou' needs a label on every val item, and in {list_path} {first!r} "
                               f"has no label: label it, or choose one of 'entropy', 'im', 'last'")
 
@@ -364,7 +385,7 @@ def eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose
     if not snapshot_dir.is_dir():
         raise EvaluationError(f'snapshot folder {snapshot_dir} does not exist (TEST.SNAPSHOT_DIR)')
     selection = cfg.TEST.SELECTION
-    check_selection_labels(test_loader.dataset, selection)
+    check_val_labels(test_loader.dataset, 'best', selection)
     # Without a label on every val item there is no mIoU, and no label file is opened.
     labelled = getattr(test_loader.dataset, 'labelled', True)
     results, label_free = load_cache(snapshot_dir)
@@ -375,7 +396,7 @@ def eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose
         label_cache.enabled = label_cache.enabled and cfg.TEST.get('CACHE_LABELS', True)
     cur_best_miou, cur_best_model = -1, ''
     evaluated = []
-    for i_iter in snapshot_iterations(cfg):
+    for i_iter in snapshot_iterations(cfg) if cfg.TEST.WAIT_MODEL else present_snapshots(cfg):
         restore_from = snapshot_dir / f'model_{i_iter}.pth'
         if not restore_from.exists():
             if not cfg.TEST.WAIT_MODEL:
@@ -416,12 +437,12 @@ def eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose
                               f'in {snapshot_dir}')
     mious = {i: miou_percent(results[i]) for i in evaluated} if labelled else {}
     print_picks(selection, evaluated, mious, label_free)
-    chosen = pick(selection, evaluated, mious, label_free)
+    chosen, known = selected(selection, evaluated, mious, label_free)
     chosen_model = snapshot_dir / f'model_{chosen}.pth'
     if selection == 'miou':
         print(f'Best iteration: {chosen} (mIoU {mious[chosen]}, {chosen_model})')
     else:
-        details = score_texts(selection, chosen, mious, label_free) + [str(chosen_model)]
+        details = known + [str(chosen_model)]
         print(f'Best iteration: {chosen} (selected by {selection}: {", ".join(details)})')
     return results
 

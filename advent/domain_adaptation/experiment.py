@@ -14,13 +14,14 @@ from advent.dataset.gta5 import GTA5DataSet
 from advent.dataset.loader import build_train_loader, worker_count
 from advent.dataset.synthia import SYNTHIADataSet
 from advent.domain_adaptation.config import DATASET_DIR, ConfigError, dump_yaml
-from advent.domain_adaptation.eval_UDA import evaluate_domain_adaptation
+from advent.domain_adaptation.eval_UDA import check_val_labels, evaluate_domain_adaptation
 from advent.domain_adaptation.optim import saved_by_original_sgd
 from advent.domain_adaptation.train_UDA import find_resume_state, train_domain_adaptation
+from advent.model import discriminator
 from advent.model.deeplabv2 import MODEL_VARIANTS, get_deeplab_v2
 from advent.utils import distributed
-from advent.utils.serialization import (CheckpointError, atomic_write_text, check_state_dict, load_checkpoint,
-                                        load_model_weights, missing_checkpoint_message)
+from advent.utils.serialization import (CheckpointError, StateDictMismatch, atomic_write_text, check_state_dict,
+                                        load_checkpoint, load_model_weights, missing_checkpoint_message)
 
 
 def build_segmenter(name, num_classes, multi_level):
@@ -189,11 +190,17 @@ def load_resume_state(path, cfg, model):
         raise CheckpointError(f'training state {path} holds the discriminators {sorted(state["discriminators"])}, '
                               f'TRAIN.DA_METHOD {cfg.TRAIN.DA_METHOD} expects {expected}: another run in this folder?')
     check_state_dict(model, state['model'], f'{path} (model)')
-    for saved in state['discriminators'].values():
-        first_conv = saved.get('0.weight') if isinstance(saved, dict) else None
-        if torch.is_tensor(first_conv) and first_conv.shape[0] != cfg.TRAIN.D_NDF:
-            raise CheckpointError(f'training state {path} was written with TRAIN.D_NDF {first_conv.shape[0]}, the '
-                                  f'config has {cfg.TRAIN.D_NDF}: set it back to continue this run')
+    for name in expected:   # every key and shape against the discriminator this config builds
+        saved = state['discriminators'][name]
+        built = discriminator.get_fc_discriminator(num_classes=cfg.NUM_CLASSES, ndf=cfg.TRAIN.D_NDF)
+        try:
+            check_state_dict(built, saved, f'{path} ({name})')
+        except StateDictMismatch:
+            first_conv = saved.get('0.weight')
+            if torch.is_tensor(first_conv) and first_conv.shape[0] != cfg.TRAIN.D_NDF:
+                raise CheckpointError(f'training state {path} was written with TRAIN.D_NDF {first_conv.shape[0]}, '
+                                      f'the config has {cfg.TRAIN.D_NDF}: set it back to continue this run') from None
+            raise
     saved_original = saved_by_original_sgd(state['optimizer'])
     if saved_original != cfg.TRAIN.ORIGINAL_SGD:
         raise CheckpointError(f'training state {path} was written with TRAIN.ORIGINAL_SGD {saved_original}, the '
@@ -212,10 +219,7 @@ def run_evaluation(cfg):
             if not path or not Path(path).is_file():
                 raise ConfigError(f'TEST.RESTORE_FROM: {missing_checkpoint_message(path or repr(path))}')
     test_dataset = build_test_dataset(cfg)
-    # Best mode with a label-free TEST.SELECTION runs on an unlabelled val list (eval_best checks the rest).
-    if not test_dataset.labelled and cfg.TEST.MODE == 'single':
-        raise DatasetError(f'{test_dataset.list_path}: {test_dataset.first_unlabelled()!r} has no label; the mIoU '
-                           f'evaluation needs a label on every val item (IMAGE LABEL lines)')
+    check_val_labels(test_dataset, cfg.TEST.MODE, cfg.TEST.SELECTION)
     test_loader = data.DataLoader(test_dataset, batch_size=cfg.TEST.BATCH_SIZE_TARGET,
                                   num_workers=worker_count(cfg.NUM_WORKERS),
                                   shuffle=False, pin_memory=torch.cuda.is_available())

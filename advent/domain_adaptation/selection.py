@@ -74,6 +74,13 @@ def pick(criterion, candidates, mious, label_free):
     return None if best is None else best[0]
 
 
+def selected(criterion, candidates, mious, label_free):
+    """(iteration, what is known of it, e.g. ['entropy 0.012345', 'mIoU 40.1']) that `criterion`
+    picks among `candidates`, as pick; None when none of them has the score it needs."""
+    i_iter = pick(criterion, candidates, mious, label_free)
+    return None if i_iter is None else (i_iter, score_texts(criterion, i_iter, mious, label_free))
+
+
 def score_texts(criterion, i_iter, mious, label_free):
     """What is known of a pick, e.g. ['entropy 0.012345', 'mIoU 40.1']."""
     texts = [f'{criterion} {label_free[i_iter][criterion]:.6f}'] if criterion in LABEL_FREE else []

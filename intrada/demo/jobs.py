@@ -2,8 +2,8 @@
 
 The demo's model is small, and on a few CPU cores one run cannot keep them busy: two
 threads make a training run only about 1.4x faster than one. Runs that do not depend on
-each other (the BN-only control beside AdvEnt; IntraDA beside AdvEnt continued) therefore
-run at the same time, each in a process of its own with ONE thread. One thread per run
+each other (source only and the BN-only control beside AdvEnt; IntraDA beside AdvEnt
+continued) therefore run at the same time, each in a process of its own with ONE thread. One thread per run
 also makes every number independent of the machine: the sums inside a convolution are
 split differently for different thread counts, so a run's weights, and its mIoU, would
 otherwise depend on how many cores run it. With one thread, `--jobs 1` and `--jobs 4`
@@ -117,16 +117,6 @@ class Stages:
             self.seconds[step] = seconds
             print_line(f'   {step} done in {seconds} s')
         self.show_progress()
-
-    def wait_for_file(self, path, job):
-        """Wait until `job` has written `path` (the scripts write snapshots atomically)."""
-        while not Path(path).exists():
-            if job.pending.ready():
-                self.finish(job)
-                if not Path(path).exists():
-                    raise SystemExit(f'error: {job.name} ended without writing {path}')
-            self.show_progress()
-            time.sleep(POLL_S)
 
     def show_progress(self):
         """A bar of the finished steps, with the running ones and their time so far."""

@@ -84,9 +84,9 @@ Command: `{command}`
 
 Synthetic benchmark: {settings['n_source']} source (GTA5 format), {settings['n_target_train']} target-train and
 {settings['n_target_val']} target-val images (Cityscapes format) of {settings['size'][0]}x{settings['size'][1]} pixels;
-model {settings['model']}, batch {settings['batch']} + {settings['batch']}, from random weights. Source-only runs
-{settings['warmup'] + settings['adapt']} iterations; the BN-only control and AdvEnt continue its snapshot at
-{settings['warmup']} for {settings['adapt']} iterations; IntraDA starts from the best AdvEnt snapshot and runs
+model {settings['model']}, batch {settings['batch']} + {settings['batch']}, from random weights. A source-only
+warm-up of {settings['warmup']} iterations; source only, the BN-only control and AdvEnt continue its last snapshot
+for {settings['adapt']} iterations each; IntraDA starts from the best AdvEnt snapshot and runs
 {settings['intra']} iterations on easy -> hard (lambda1 = {lambda1}); AdvEnt continued, its control, starts from the
 same snapshot with a fresh discriminator and runs as many iterations of AdvEnt (source -> all target-train).
 Snapshots every {settings['every']} iterations; mIoU in percent on the target val set, best snapshot (as the
@@ -94,7 +94,7 @@ paper selects) and the mean of the last {settings['last_k']}.
 
 {results_table(results, rows, class_names)}
 
-Source only: best snapshot at iteration {source['best_iter']} of {settings['warmup'] + settings['adapt']}; it {last}.
+Source only: best snapshot at iteration {source['best_iter']} of {settings['adapt']} after the warm-up; it {last}.
 
 Differences in mIoU (best snapshots; a single seed, so a point or so is within the run-to-run spread):
 {chr(10).join(comparison_lines({key: results[key]['mIoU'] for key, _ in rows}))}

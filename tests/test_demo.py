@@ -23,16 +23,20 @@ RUNS = ('source_only', 'bn_only', 'advent', 'advent_continued', 'intrada', 'self
 
 @pytest.fixture(scope='module')
 def demo(tmp_path_factory):
-    """`python -m intrada.demo --quick --ablation --selection im` once: (output folder, stdout, results).
-    (The README's test runs the quick demo with the default selection.)"""
-    tmp = tmp_path_factory.mktemp('demo')
-    out = tmp / 'demo'
-    proc = subprocess.run([sys.executable, '-m', 'intrada.demo', '--quick', '--ablation', '--seed', '3',
-                           '--selection', 'im', '--out', str(out)], cwd=tmp, capture_output=True, text=True,
-                          timeout=900,
+    """`python -m intrada.demo --quick --ablation --selection im --jobs 2` once: (output folder, stdout,
+    results). (The README's test runs the quick demo with the default selection.)"""
+    out = tmp_path_factory.mktemp('demo') / 'demo'
+    stdout = run_quick_demo(out, '--ablation', '--jobs', '2')
+    return out, stdout, json.loads((out / 'results.json').read_text())
+
+
+def run_quick_demo(out, *flags):
+    """The quick demo of seed 3 with --selection im into `out`; its stdout."""
+    proc = subprocess.run([sys.executable, '-m', 'intrada.demo', '--quick', '--seed', '3', '--selection', 'im',
+                           '--out', str(out), *flags], cwd=out.parent, capture_output=True, text=True, timeout=900,
                           env={**os.environ, 'PYTHONPATH': str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return out, proc.stdout, json.loads((out / 'results.json').read_text())
+    return proc.stdout
 
 
 def config(out, run):
@@ -75,6 +79,40 @@ def test_control_and_ablation_start_as_intrada(demo):
     assert (st_rank / 'hard_split.txt').read_text().split() == []
     norm = config(out, 'intrada_norm')
     assert json.loads((Path(norm['DATA_LIST_SOURCE']).parent / 'entropy_ranking.json').read_text())['normalize']
+
+
+def test_the_first_rows_continue_one_warm_up_alike(demo):
+    """Source only, the BN-only control and AdvEnt: each a run of `adapt` iterations from the warm-up's
+    last snapshot, with the same seed; they differ in their method only."""
+    out, _, results = demo
+    settings = results['settings']
+    warmup = config(out, 'warmup')
+    assert warmup['TRAIN']['DA_METHOD'] == 'SourceOnly' and warmup['TRAIN']['RESTORE_FROM'] == ''
+    assert warmup['TRAIN']['EARLY_STOP'] == settings['warmup']
+    warm_snapshot = out / 'snapshots' / 'warmup' / f'model_{settings["warmup"]}.pth'
+    assert warm_snapshot.is_file()
+    rest = {}
+    for run, method in (('source_only', 'SourceOnly'), ('bn_only', 'BNOnly'), ('advent', 'AdvEnt')):
+        cfg = config(out, run)
+        assert (cfg.pop('EXP_NAME'), cfg['TRAIN'].pop('DA_METHOD')) == (run, method)
+        rest[run] = cfg
+        assert sorted(int(i) for i in results[run]['mIoU_by_iter']) == list(
+            range(settings['every'], settings['adapt'] + 1, settings['every']))
+    assert rest['source_only'] == rest['bn_only'] == rest['advent']
+    assert rest['advent']['TRAIN']['RESTORE_FROM'] == str(warm_snapshot)
+    assert rest['advent']['TRAIN']['EARLY_STOP'] == settings['adapt']
+
+
+def test_the_numbers_do_not_depend_on_the_number_of_jobs(demo, tmp_path):
+    """Every run has one thread whatever runs beside it: --jobs 1 gives the numbers of --jobs 2."""
+    out, _, results = demo
+    run_quick_demo(tmp_path / 'one_job', '--jobs', '1')
+    alone = json.loads((tmp_path / 'one_job' / 'results.json').read_text())
+    assert alone['jobs'] == 1 and results['jobs'] == 2
+    for run in ('source_only', 'bn_only', 'advent', 'advent_continued', 'intrada'):
+        assert alone[run]['mIoU_by_iter'] == results[run]['mIoU_by_iter'], run
+        assert alone[run]['per_class'] == results[run]['per_class'], run
+    assert all(alone['pseudo_labels'][split] == results['pseudo_labels'][split] for split in ('easy', 'hard'))
 
 
 def test_every_run_uses_the_demo_discriminator_width(demo):
@@ -301,3 +339,22 @@ def test_seeds_flag_writes_the_aggregate(tmp_path, monkeypatch, capsys):
     assert summary['selection']['rows']['advent']['entropy']['regret'] == [0.5, 1.5]
     assert '| AdvEnt (stage 1) | 0.00 ± 0.00 | 1.00 ± 0.71 | 0.00 ± 0.00 | 2.00 ± 0.00 |' in report
     assert np.asarray(Image.open(tmp_path / 'summary.png')).std() > 10
+
+
+def test_jobs_flag_takes_a_positive_count(capsys):
+    from intrada.demo import cli
+    assert cli.get_arguments(['--jobs', '3']).jobs == 3
+    with pytest.raises(SystemExit) as exit_info:
+        cli.get_arguments(['--jobs', '0'])
+    assert exit_info.value.code == 2 and '--jobs must be at least 1, got 0' in capsys.readouterr().err
+
+
+def test_a_failed_step_ends_the_demo_with_its_log_named(tmp_path):
+    from advent.cli import train_main
+    from intrada.demo.jobs import Stages
+    with pytest.raises(SystemExit) as exit_info:
+        with Stages(tmp_path, jobs=2) as stages:
+            stages.finish(stages.start('broken', [('broken train', train_main, ['--cfg', str(tmp_path / 'no.yml')])]))
+    log = tmp_path / 'logs' / 'broken_train.log'
+    assert str(exit_info.value) == f'error: broken failed (exit status 2); see {log}'
+    assert log.read_text().startswith('error: ') and 'no.yml' in log.read_text()

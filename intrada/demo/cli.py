@@ -1,4 +1,4 @@
-"""The demo's command: `python -m intrada.demo [--quick] [--ablation] [--seed N] [--seeds N] [--out DIR]`."""
+"""The demo's command: `python -m intrada.demo [--quick] [--ablation] [--seed N] [--seeds N] [--jobs N] [--out DIR]`."""
 import argparse
 from pathlib import Path
 

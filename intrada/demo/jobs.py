@@ -15,6 +15,7 @@ with the ones running and their time so far.
 """
 import contextlib
 import multiprocessing
+import sys
 import time
 from pathlib import Path
 
@@ -92,6 +93,9 @@ class Stages:
         else:  # a step failed or the user interrupted: the other runs are of no use now
             self.pool.terminate()
         self.pool.join()
+        if kind is KeyboardInterrupt:
+            print('error: interrupted', file=sys.stderr)
+            raise SystemExit(130) from None
 
     def start(self, name, steps):
         """steps: [(step name, entry, argv)], run in this order in one worker."""

@@ -18,19 +18,9 @@ from advent.cli import run_guarded, str2bool
 from advent.domain_adaptation.config import PROJECT_ROOT, ConfigError, finalize_paths, load_config
 from advent.domain_adaptation.eval_UDA import check_val_labels, selected_snapshot
 from advent.domain_adaptation.experiment import build_test_dataset, run_evaluation, run_training
+from advent.domain_adaptation.train_UDA import final_snapshot_iteration
 from advent.utils.serialization import json_load
 from entropy_rank.ranking import run_ranking
-
-
-def final_snapshot_iteration(cfg):
-    """The iteration of the last model_{i}.pth a complete training run writes (SPEC 7)."""
-    step = cfg.TRAIN.SAVE_PRED_EVERY
-    last = 0
-    for i in range(step, cfg.TRAIN.EARLY_STOP + 1, step):
-        last = i
-        if i >= cfg.TRAIN.EARLY_STOP - 1:
-            break
-    return last
 
 
 def load_stage_config(path, exp_suffix=''):

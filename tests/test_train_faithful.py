@@ -537,6 +537,7 @@ def test_stopping_rule_and_snapshot_names(early_stop, save_every, tmp_path, pari
     names = sorted(p.name for p in Path(cfg.TRAIN.SNAPSHOT_DIR).glob('model_*.pth'))
     expected = sorted(f'model_{i}{suffix}.pth' for i in saved for suffix in ('', '_D_aux', '_D_main'))
     assert names == expected
+    assert train_UDA.final_snapshot_iteration(cfg) == max(saved)   # what the pipeline waits for
     # one source batch per iteration (NUM_WORKERS 0: nothing is prefetched)
     assert len(fetched) == count
     if (early_stop, save_every) == (4, 2):

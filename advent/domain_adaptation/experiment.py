@@ -16,7 +16,7 @@ from advent.dataset.synthia import SYNTHIADataSet
 from advent.domain_adaptation.config import DATASET_DIR, ConfigError, dump_yaml
 from advent.domain_adaptation.eval_UDA import check_val_labels, evaluate_domain_adaptation
 from advent.domain_adaptation.optim import saved_by_original_sgd
-from advent.domain_adaptation.train_UDA import find_resume_state, train_domain_adaptation
+from advent.domain_adaptation.train_UDA import ends_the_run, find_resume_state, train_domain_adaptation
 from advent.model import discriminator
 from advent.model.deeplabv2 import MODEL_VARIANTS, get_deeplab_v2
 from advent.utils import distributed
@@ -158,7 +158,7 @@ def run_training(cfg, random_train=False, resume=False):
         else:
             print(f'--resume: continuing from {state_path}')
             resume_state = load_resume_state(state_path, cfg, model)
-            if resume_state['iteration'] >= cfg.TRAIN.EARLY_STOP - 1:
+            if ends_the_run(resume_state['iteration'], cfg):  # training states are written at snapshots only
                 print(f'--resume: the run in {snapshot_dir} is complete (iteration {resume_state["iteration"]}); '
                       f'nothing to do')
                 distributed.cleanup()

@@ -82,13 +82,25 @@ def entropy_map(logits):
     return prob_2_entropy(F.softmax(logits, dim=1))
 
 
+def is_snapshot_iteration(i_iter, cfg):
+    return i_iter % cfg.TRAIN.SAVE_PRED_EVERY == 0 and i_iter != 0
+
+
+def ends_the_run(i_iter, cfg):
+    """The original's stopping rule: the first snapshot at EARLY_STOP - 1 or later ends the loop
+    (700 for EARLY_STOP 700 and SAVE_PRED_EVERY 100); without one the loop ends at EARLY_STOP."""
+    return is_snapshot_iteration(i_iter, cfg) and i_iter >= cfg.TRAIN.EARLY_STOP - 1
+
+
 def last_iteration(cfg):
-    """The loop's last i_iter: the first snapshot at EARLY_STOP - 1 or later ends it, as in the
-    original (700 for EARLY_STOP 700 and SAVE_PRED_EVERY 100), else EARLY_STOP."""
-    for i_iter in (cfg.TRAIN.EARLY_STOP - 1, cfg.TRAIN.EARLY_STOP):
-        if i_iter % cfg.TRAIN.SAVE_PRED_EVERY == 0 and i_iter != 0:
-            return i_iter
-    return cfg.TRAIN.EARLY_STOP
+    """The loop's last i_iter (ends_the_run)."""
+    return next((i for i in (cfg.TRAIN.EARLY_STOP - 1, cfg.TRAIN.EARLY_STOP) if ends_the_run(i, cfg)),
+                cfg.TRAIN.EARLY_STOP)
+
+
+def final_snapshot_iteration(cfg):
+    """The iteration of the last model_{i}.pth a complete run writes (SPEC 7); 0 when none."""
+    return last_iteration(cfg) // cfg.TRAIN.SAVE_PRED_EVERY * cfg.TRAIN.SAVE_PRED_EVERY
 
 
 def train_loop(model, source_loader, target_loader, cfg, resume_state=None):
@@ -251,14 +263,14 @@ def train_loop(model, source_loader, target_loader, cfg, resume_state=None):
         progress.update(1)
 
         # 6. snapshots
-        if i_iter % cfg.TRAIN.SAVE_PRED_EVERY == 0 and i_iter != 0:
+        if is_snapshot_iteration(i_iter, cfg):
             if is_main:
                 save_snapshot(snapshot_dir, i_iter, model, d_aux, d_main)
                 save_training_state(snapshot_dir, i_iter, model, optimizer, discriminators_by_name(d_aux, d_main),
                                     optimizers_d, scaler, source_batches, target_batches)
                 print_line(f'taking snapshot ... {snapshot_dir / f"model_{i_iter}.pth"}')
             distributed.barrier()
-            if i_iter >= cfg.TRAIN.EARLY_STOP - 1:
+            if ends_the_run(i_iter, cfg):
                 break
 
         if writer is not None:

@@ -358,3 +358,17 @@ def test_a_failed_step_ends_the_demo_with_its_log_named(tmp_path):
     log = tmp_path / 'logs' / 'broken_train.log'
     assert str(exit_info.value) == f'error: broken failed (exit status 2); see {log}'
     assert log.read_text().startswith('error: ') and 'no.yml' in log.read_text()
+
+
+def test_ctrl_c_ends_the_demo_and_its_workers_in_one_line(tmp_path):
+    import signal
+    import time
+    proc = subprocess.Popen([sys.executable, '-m', 'intrada.demo', '--quick', '--jobs', '2', '--out', str(tmp_path / 'd')],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env={**os.environ, 'PYTHONPATH': str(ROOT)})
+    deadline = time.time() + 120
+    while not list((tmp_path / 'd' / 'logs').glob('*_train.log')) and time.time() < deadline:
+        time.sleep(0.2)   # a step has started in a worker
+    os.killpg(proc.pid, signal.SIGINT)   # as Ctrl-C in a terminal: the whole process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and 'error: interrupted' in err and 'Traceback' not in err, err[-2000:]

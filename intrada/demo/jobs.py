@@ -15,6 +15,7 @@ with the ones running and their time so far.
 """
 import contextlib
 import multiprocessing
+import signal
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,12 @@ def default_jobs():
     """How many runs at the same time: the usable cores, at most 3 (the demo never has more
     independent runs ready at once than that)."""
     return max(1, min(3, usable_cores()))
+
+
+def leave_ctrl_c_to_the_demo():
+    """In a worker: Ctrl-C reaches the whole process group; the demo's process alone handles it
+    (it ends the workers), so that they do not each print a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_steps(steps):
@@ -82,7 +89,7 @@ class Stages:
 
     def __enter__(self):
         # spawn: a fresh interpreter per worker, whatever threads this process has started
-        self.pool = multiprocessing.get_context('spawn').Pool(self.jobs)
+        self.pool = multiprocessing.get_context('spawn').Pool(self.jobs, initializer=leave_ctrl_c_to_the_demo)
         return self
 
     def __exit__(self, kind, error, trace):

@@ -10,7 +10,7 @@ from intrada.demo.aggregate import aggregate
 from intrada.demo.figures import summary_figure
 from intrada.demo.jobs import default_jobs
 from intrada.demo.report import TITLES, comparison_title, interval_text, present_rows, write_aggregate_report
-from intrada.demo.selection import aggregate_section, aggregate_selection, append_to_report, regret_line
+from intrada.demo.selection import aggregate_section, aggregate_selection, regret_line
 from intrada.demo.stages import run_demo
 
 
@@ -99,8 +99,7 @@ def main(argv=None):
         summary_figure([(TITLES[key], row['mean'], row['sd']) for key, row in summary['rows'].items()],
                        f'mIoU (percent) on the target val set, best snapshot: mean and sd over seeds '
                        f'{summary["seeds"][0]}..{summary["seeds"][-1]}', out / 'summary.png')
-        write_aggregate_report(out, summary, command)
-        append_to_report(out / 'report.md', aggregate_section(summary['selection']))
+        write_aggregate_report(out, summary, command, aggregate_section(summary['selection']))
         print_aggregate(summary)
     print_line(f'\nreport: {out / "report.md"}\nresults: {out / "results.json"}')
     return 0

@@ -67,7 +67,8 @@ def split_text(split):
             f'Images of each condition that went to the hard split: {conditions}.')
 
 
-def write_report(out, results, settings, command, lambda1):
+def write_report(out, results, settings, command, lambda1, sections=''):
+    """OUT/report.md of one seed, with `sections` (markdown, e.g. the snapshot selection's) at its end."""
     rows = present_rows(results)
     class_names = list(results['advent']['per_class'])
     source = results['source_only']
@@ -121,7 +122,7 @@ mIoU in percent.
 
 {chr(10).join(f'- {k}: {v}' for k, v in results['seconds'].items())}
 """
-    atomic_write_text(out / 'report.md', text)
+    atomic_write_text(out / 'report.md', text + sections)
 
 
 def comparison_title(comparison):
@@ -159,9 +160,9 @@ An interval that excludes 0 is a difference these seeds resolve; one that includ
 """)
 
 
-def write_aggregate_report(out, aggregate, command):
-    """OUT/report.md of several seeds: mean +- sd per row beside the paper's figures, and the
-    paired comparisons."""
+def write_aggregate_report(out, aggregate, command, sections=''):
+    """OUT/report.md of several seeds: mean +- sd per row beside the paper's figures, the
+    paired comparisons, and `sections` (markdown) at its end."""
     seeds = aggregate['seeds']
     lines = [f'| run | best snapshot, seeds {" / ".join(map(str, seeds))} | mean ± sd | mean of the last snapshots '
              f'| paper, GTA5 -> Cityscapes |', '|---|---|---|---|---|']
@@ -194,4 +195,4 @@ mIoU {spread(pseudo['hard']['mIoU'])}.
 
 Each seed's report: {', '.join(f'[seed {s}](seed_{s}/report.md)' for s in seeds)}.
 """
-    atomic_write_text(out / 'report.md', text)
+    atomic_write_text(out / 'report.md', text + sections)

@@ -5,7 +5,6 @@ picked one's. Over several seeds, the mean regret of each criterion."""
 from advent.domain_adaptation.config import finalize_paths, load_config
 from advent.domain_adaptation.eval_UDA import load_cache, miou_percent
 from advent.domain_adaptation.selection import CRITERIA, pick
-from advent.utils.serialization import atomic_write_text
 from intrada.demo.aggregate import mean_sd
 from intrada.demo.report import TITLES
 
@@ -91,7 +90,3 @@ mIoU points), mean ± sd over the seeds; see docs/selection.md.
 
 Mean regret over every run and seed: {', '.join(f'{c} {mean[c]:.2f}' for c in CRITERIA)}.
 """
-
-
-def append_to_report(path, section):
-    atomic_write_text(path, path.read_text() + section)

@@ -40,7 +40,7 @@ from entropy_rank.quality import pseudo_label_quality
 from intrada.demo.jobs import Stages
 from intrada.demo.figures import easy_hard_figure, qualitative_figure, summary_figure
 from intrada.demo.report import present_rows, write_report
-from intrada.demo.selection import append_to_report, criterion_picks, report_section
+from intrada.demo.selection import criterion_picks, report_section
 from intrada.demo.synthetic import generate_benchmark
 
 # Benchmark and schedule. 'warmup' source-only iterations, then 'adapt' iterations of
@@ -293,6 +293,5 @@ def run_demo(out, seed=0, quick=False, original_sgd=True, ablation=False, comman
     results['original_sgd'] = original_sgd
     results['selection'] = {key: criterion_picks(cfgs[key]) for key, _ in rows}
     json_dump(results, out / 'results.json')
-    write_report(out, results, settings, command, LAMBDA1)
-    append_to_report(out / 'report.md', report_section(results['selection'], selection))
+    write_report(out, results, settings, command, LAMBDA1, report_section(results['selection'], selection))
     return results

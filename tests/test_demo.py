@@ -368,7 +368,7 @@ def test_ctrl_c_ends_the_demo_and_its_workers_in_one_line(tmp_path):
                             start_new_session=True, env={**os.environ, 'PYTHONPATH': str(ROOT)})
     deadline = time.time() + 120
     while not list((tmp_path / 'd' / 'logs').glob('*_train.log')) and time.time() < deadline:
-        time.sleep(0.2)   # a step has started in a worker
+        time.sleep(0.2)   # a step has started in one worker (the other may still be importing)
     os.killpg(proc.pid, signal.SIGINT)   # as Ctrl-C in a terminal: the whole process group
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and 'error: interrupted' in err and 'Traceback' not in err, err[-2000:]

@@ -1,11 +1,12 @@
 """The demo's command: `python -m intrada.demo [--quick] [--ablation] [--seed N] [--seeds N] [--jobs N] [--out DIR]`."""
 import argparse
+import sys
 from pathlib import Path
 
 from advent.domain_adaptation.config import PROJECT_ROOT
 from advent.domain_adaptation.selection import CRITERIA
 from advent.utils.serialization import json_dump
-from advent.utils.progress import print_line
+from advent.utils.progress import close_all, print_line
 from intrada.demo.aggregate import aggregate
 from intrada.demo.figures import summary_figure
 from intrada.demo.jobs import default_jobs
@@ -82,6 +83,16 @@ def get_arguments(argv=None):
 
 def main(argv=None):
     args = get_arguments(argv)
+    try:
+        run(args)
+    except KeyboardInterrupt:  # the runs' workers are ended by then (jobs.Stages)
+        close_all()
+        print('error: interrupted', file=sys.stderr)
+        return 130
+    return 0
+
+
+def run(args):
     out, command = Path(args.out), command_line(args)
     settings = dict(quick=args.quick, original_sgd=args.sgd == 'original', ablation=args.ablation, command=command,
                     selection=args.selection, jobs=args.jobs)
@@ -102,4 +113,3 @@ def main(argv=None):
         write_aggregate_report(out, summary, command, aggregate_section(summary['selection']))
         print_aggregate(summary)
     print_line(f'\nreport: {out / "report.md"}\nresults: {out / "results.json"}')
-    return 0

@@ -16,7 +16,6 @@ with the ones running and their time so far.
 import contextlib
 import multiprocessing
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -30,12 +29,6 @@ def default_jobs():
     """How many runs at the same time: the usable cores, at most 3 (the demo never has more
     independent runs ready at once than that)."""
     return max(1, min(3, usable_cores()))
-
-
-def leave_ctrl_c_to_the_demo():
-    """In a worker: Ctrl-C reaches the whole process group; the demo's process alone handles it
-    (it ends the workers), so that they do not each print a traceback."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_steps(steps):
@@ -88,8 +81,14 @@ class Stages:
         self.bar = None
 
     def __enter__(self):
-        # spawn: a fresh interpreter per worker, whatever threads this process has started
-        self.pool = multiprocessing.get_context('spawn').Pool(self.jobs, initializer=leave_ctrl_c_to_the_demo)
+        # spawn: a fresh interpreter per worker, whatever threads this process has started. The
+        # workers are born with Ctrl-C ignored (Python keeps an inherited SIG_IGN): this process
+        # alone handles it and ends them, so that none prints a traceback, even mid-import.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self.pool = multiprocessing.get_context('spawn').Pool(self.jobs)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         return self
 
     def __exit__(self, kind, error, trace):
@@ -100,9 +99,6 @@ class Stages:
         else:  # a step failed or the user interrupted: the other runs are of no use now
             self.pool.terminate()
         self.pool.join()
-        if kind is KeyboardInterrupt:
-            print('error: interrupted', file=sys.stderr)
-            raise SystemExit(130) from None
 
     def start(self, name, steps):
         """steps: [(step name, entry, argv)], run in this order in one worker."""

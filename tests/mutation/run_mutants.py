@@ -97,7 +97,7 @@ MUTANTS = [
            'entropy_map(pred_src.detach())', 'entropy_map(pred_src)',
            ['tests/test_train_faithful.py', '-k', 'three_iterations']),
     Mutant('snapshot_rule_off_by_one', 'advent/domain_adaptation/train_UDA.py',
-           'if i_iter >= cfg.TRAIN.EARLY_STOP - 1:', 'if i_iter >= cfg.TRAIN.EARLY_STOP:',
+           'and i_iter >= cfg.TRAIN.EARLY_STOP - 1', 'and i_iter >= cfg.TRAIN.EARLY_STOP',
            ['tests/test_train_faithful.py', '-k', 'stopping_rule']),
     Mutant('aux_head_ranks', 'entropy_rank/ranking.py',
            'pred_main = interp(model(image.to(device, non_blocking=True))[1])',

@@ -94,20 +94,20 @@ def main(argv=None):
     report = {'device': device, 'schedule': schedule, 'torch': torch.__version__, 'runs': []}
     if device == 'cuda':
         report['gpu'] = torch.cuda.get_device_name(0)
-    for seed in range(args.seeds):
-        for precision, amp in PRECISIONS.items():
-            name = f'seed{seed}_{precision}'
-            config_path = write_config(out / 'configs' / f'{name}.yml',
-                                       run_config(scenes, out, schedule, seed, amp, device))
-            start = time.time()
-            with Stages(out) as stages:  # the scripts' output in out/logs/
+    with Stages(out) as stages:  # the scripts' output in out/logs/
+        for seed in range(args.seeds):
+            for precision, amp in PRECISIONS.items():
+                name = f'seed{seed}_{precision}'
+                config_path = write_config(out / 'configs' / f'{name}.yml',
+                                           run_config(scenes, out, schedule, seed, amp, device))
+                start = time.time()
                 stages.finish(stages.start(name, run_steps(name, config_path)))
-            result = run_result(config_path, last_k=1)
-            best, last = result['mIoU'], result['mIoU_last_mean']  # the best snapshot's, the last one's
-            report['runs'].append({'seed': seed, 'precision': precision, 'best_mIoU': best, 'last_mIoU': last,
-                                   'seconds': round(time.time() - start, 1)})
-            (out / 'bf16_accuracy.json').write_text(json.dumps(summarise(report), indent=1) + '\n')
-            print(f'seed {seed} {precision}: best mIoU {best}, last {last}', flush=True)
+                result, _ = run_result(config_path, last_k=1)
+                best, last = result['mIoU'], result['mIoU_last_mean']  # the best snapshot's, the last one's
+                report['runs'].append({'seed': seed, 'precision': precision, 'best_mIoU': best, 'last_mIoU': last,
+                                       'seconds': round(time.time() - start, 1)})
+                (out / 'bf16_accuracy.json').write_text(json.dumps(summarise(report), indent=1) + '\n')
+                print(f'seed {seed} {precision}: best mIoU {best}, last {last}', flush=True)
     print_summary(report)
     return report
 

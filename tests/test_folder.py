@@ -154,6 +154,7 @@ def test_the_ranking_normalises_with_the_class_files_rare_classes(pipeline):
     plain = json.loads((pipeline.tmp / 'rank' / 'entropy_ranking.json').read_text())
     normalised = json.loads((pipeline.tmp / 'rank_rare' / 'entropy_ranking.json').read_text())
     assert {r['normalizer'] for r in plain['ranking']} == {1}
+    assert len(normalised['ranking']) == len(plain['ranking']) > 0
     factors = []
     for record in normalised['ranking']:
         mask = np.asarray(Image.open(pipeline.tmp / 'rank_rare' / 'color_masks' / record['name']))

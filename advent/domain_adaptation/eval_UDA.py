@@ -290,9 +290,9 @@ def snapshot_iterations(cfg):
 
 
 def present_snapshots(cfg):
-    """The iterations of snapshot_iterations whose model_<k>.pth is in TEST.SNAPSHOT_DIR: what
-    best mode evaluates and chooses among without TEST.WAIT_MODEL. A cached score of another
-    iteration (an earlier, longer run in the same folder) is no candidate."""
+    """The iterations of snapshot_iterations whose model_<k>.pth is in TEST.SNAPSHOT_DIR: the
+    snapshots a finished best-mode evaluation chose among. A cached score of another iteration
+    (an earlier, longer run in the same folder) is no candidate."""
     snapshot_dir = Path(cfg.TEST.SNAPSHOT_DIR[0])
     return [i for i in snapshot_iterations(cfg) if (snapshot_dir / f'model_{i}.pth').is_file()]
 
@@ -396,7 +396,7 @@ def eval_best(cfg, models, device, test_loader, interp, fixed_test_size, verbose
         label_cache.enabled = label_cache.enabled and cfg.TEST.get('CACHE_LABELS', True)
     cur_best_miou, cur_best_model = -1, ''
     evaluated = []
-    for i_iter in snapshot_iterations(cfg) if cfg.TEST.WAIT_MODEL else present_snapshots(cfg):
+    for i_iter in snapshot_iterations(cfg):
         restore_from = snapshot_dir / f'model_{i_iter}.pth'
         if not restore_from.exists():
             if not cfg.TEST.WAIT_MODEL:

@@ -190,9 +190,9 @@ def load_resume_state(path, cfg, model):
         raise CheckpointError(f'training state {path} holds the discriminators {sorted(state["discriminators"])}, '
                               f'TRAIN.DA_METHOD {cfg.TRAIN.DA_METHOD} expects {expected}: another run in this folder?')
     check_state_dict(model, state['model'], f'{path} (model)')
+    built = discriminator.get_fc_discriminator(num_classes=cfg.NUM_CLASSES, ndf=cfg.TRAIN.D_NDF)
     for name in expected:   # every key and shape against the discriminator this config builds
         saved = state['discriminators'][name]
-        built = discriminator.get_fc_discriminator(num_classes=cfg.NUM_CLASSES, ndf=cfg.TRAIN.D_NDF)
         try:
             check_state_dict(built, saved, f'{path} ({name})')
         except StateDictMismatch:

@@ -1,7 +1,7 @@
 """The demo's runs as jobs: the scripts' entry points in worker processes, side by side.
 
-The demo's model is small, and on a few CPU cores one run cannot keep them busy: two
-threads make a training run only about 1.4x faster than one. Runs that do not depend on
+The demo's model is small, and on a few CPU cores one run cannot keep them busy: a second
+thread speeds a training run up far less than a second run beside it adds (docs/demo.md). Runs that do not depend on
 each other (source only and the BN-only control beside AdvEnt; IntraDA beside AdvEnt
 continued) therefore run at the same time, each in a process of its own with ONE thread. One thread per run
 also makes every number independent of the machine: the sums inside a convolution are
@@ -26,8 +26,8 @@ POLL_S = 0.5
 
 
 def default_jobs():
-    """How many runs at the same time: the usable cores, at most 3 (the demo never has more
-    independent runs ready at once than that)."""
+    """How many runs at the same time: the usable cores, at most 3 (the default demo never has
+    more runs ready at once; only the ablation's last four rows could use a fourth)."""
     return max(1, min(3, usable_cores()))
 
 

@@ -2,23 +2,20 @@
 run, the snapshot each criterion picks among the run's evaluated snapshots, its val mIoU, and
 the regret, the oracle's mIoU (the best snapshot, which needs the val labels) minus the
 picked one's. Over several seeds, the mean regret of each criterion."""
-from advent.domain_adaptation.config import finalize_paths, load_config
-from advent.domain_adaptation.eval_UDA import load_cache, miou_percent
 from advent.domain_adaptation.selection import CRITERIA, pick
 from intrada.demo.aggregate import mean_sd
 from intrada.demo.report import TITLES
 
 
-def criterion_picks(cfg_path):
-    """{criterion: {'iter', 'mIoU', 'regret'}} over the snapshots in the run's all_res.json."""
-    cfg = finalize_paths(load_config(cfg_path))
-    results, label_free = load_cache(cfg.TEST.SNAPSHOT_DIR[0])
-    mious = {i_iter: miou_percent(ious) for i_iter, ious in results.items()}
-    oracle = mious[pick('miou', mious, mious, label_free)]
+def criterion_picks(mious, label_free):
+    """{criterion: {'iter', 'mIoU', 'regret'}} over a run's evaluated snapshots (mious:
+    {iteration: mIoU in percent}; label_free: their scores, as in all_res.json)."""
     picks = {}
     for criterion in CRITERIA:
         i_iter = pick(criterion, mious, mious, label_free)
-        picks[criterion] = {'iter': i_iter, 'mIoU': mious[i_iter], 'regret': round(oracle - mious[i_iter], 2)}
+        picks[criterion] = {'iter': i_iter, 'mIoU': mious[i_iter]}
+    for entry in picks.values():
+        entry['regret'] = round(picks['miou']['mIoU'] - entry['mIoU'], 2)
     return picks
 
 

@@ -142,21 +142,23 @@ def ranking_entry(argv):
 
 
 def run_result(cfg_path, last_k):
-    """mIoU of the best snapshot (the one TEST.SELECTION picks; and whether it is the last)
-    and the mean of the last ones, from the run's all_res.json."""
+    """From the run's all_res.json: (the row: mIoU of the best snapshot, the one TEST.SELECTION
+    picks, whether it is the last, the mean of the last ones...; every criterion's pick, see
+    criterion_picks)."""
     cfg = finalize_paths(load_config(cfg_path))
     results, label_free = load_cache(cfg.TEST.SNAPSHOT_DIR[0])
     iterations = sorted(results)
     mious = {i: miou_percent(results[i]) for i in iterations}
     best = pick(cfg.TEST.SELECTION, iterations, mious, label_free)
     names = json_load(Path(cfg.TEST.SNAPSHOT_DIR[0]) / 'all_res.json')['class_names']
-    return {
+    row = {
         'mIoU': mious[best], 'best_iter': best, 'best_is_last': best == iterations[-1],
         'mIoU_last_mean': round(float(np.mean([mious[i] for i in iterations[-last_k:]])), 2),
         'mIoU_by_iter': {str(i): mious[i] for i in iterations},
         'per_class': {n: (None if np.isnan(v) else round(float(v) * 100, 2)) for n, v in zip(names, results[best])},
         'checkpoint': str(Path(cfg.TEST.SNAPSHOT_DIR[0]) / f'model_{best}.pth'),
     }
+    return row, criterion_picks(mious, label_free)
 
 
 def split_quality(rank_dir, manifest_path):
@@ -231,7 +233,7 @@ def run_demo(out, seed=0, quick=False, original_sgd=True, ablation=False, comman
         'bn_only': with_run(base, 'bn_only', 'BNOnly', adapt, warm_snapshot),
         'advent': with_run(base, 'advent', 'AdvEnt', adapt, warm_snapshot),
     }.items()}
-    results = {}
+    results, picks = {}, {}
 
     total_steps = 12 + (6 if ablation else 0)  # a run: training and evaluation; the warm-up, a ranking: one step
     with Stages(out, jobs, total_steps) as stages:
@@ -240,7 +242,7 @@ def run_demo(out, seed=0, quick=False, original_sgd=True, ablation=False, comman
 
         def finish(job):
             stages.finish(job)
-            results[job.name] = run_result(cfgs[job.name], last_k)
+            results[job.name], picks[job.name] = run_result(cfgs[job.name], last_k)
 
         # Started in the order of the longest chain (warm-up -> AdvEnt -> stage 2 -> IntraDA),
         # so that a free worker always takes the run the others wait for.
@@ -291,7 +293,7 @@ def run_demo(out, seed=0, quick=False, original_sgd=True, ablation=False, comman
     results['settings'] = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
     results['seed'] = seed
     results['original_sgd'] = original_sgd
-    results['selection'] = {key: criterion_picks(cfgs[key]) for key, _ in rows}
+    results['selection'] = {key: picks[key] for key, _ in rows}
     json_dump(results, out / 'results.json')
     write_report(out, results, settings, command, LAMBDA1, report_section(results['selection'], selection))
     return results
